@@ -1,0 +1,1 @@
+"""Community Commerce Bot: a Telegram bot that turns group chats into private-domain shops."""

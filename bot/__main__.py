@@ -1,0 +1,143 @@
+"""Command line: `python -m bot run | migrate | demo | jobs list | jobs run NAME [--at ISO-8601]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from datetime import datetime, timezone
+
+from bot.config import ConfigError, Settings, load_settings
+
+EXIT_CONFIG = 2
+EXIT_UNAVAILABLE = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="community-bot", description="Community Commerce Bot")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="apply pending migrations, then serve (polling, or webhook when WEBHOOK_URL is set)")
+    sub.add_parser("migrate", help="apply database migrations")
+    demo = sub.add_parser("demo", help="run the bot against the built-in Telegram emulator and print the chat")
+    demo.add_argument("--locale", default="en", help="language of the demo's members (en or zh_Hans)")
+    jobs = sub.add_parser("jobs", help="scheduled jobs")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
+    jobs_sub.add_parser("list", help="list scheduled jobs")
+    run_one = jobs_sub.add_parser("run", help="run one job now")
+    run_one.add_argument("name")
+    run_one.add_argument("--at", help="run as of this time (ISO-8601; UTC when no offset is given)")
+    return parser
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # aiogram logs every update at INFO; that is noise in production logs.
+    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def migrate(settings: Settings) -> None:
+    from bot.db import DatabaseUnavailable, check_connection, create_engine
+    from bot.migrate import upgrade
+
+    async def reachable() -> None:
+        engine = create_engine(settings.DATABASE_URL)
+        try:
+            await check_connection(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(reachable())
+    try:
+        upgrade(settings.DATABASE_URL)
+    except Exception as exc:
+        raise DatabaseUnavailable(f"migration failed: {str(exc).splitlines()[0]}") from None
+
+
+async def _serve(settings: Settings) -> None:
+    from bot.app import App
+
+    app = await App.connect(settings)
+    try:
+        await app.start()
+        if settings.WEBHOOK_URL:
+            from bot.webhook import serve_webhook
+
+            await serve_webhook(app)
+        else:
+            await app.feed_polling()
+    finally:
+        await app.stop()
+
+
+def _parse_at(raw: str | None) -> datetime:
+    if raw is None:
+        return datetime.now(timezone.utc)
+    try:
+        at = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ConfigError(f"--at {raw!r} is not an ISO-8601 time such as 2026-11-21T08:00:00+08:00") from None
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+
+
+async def _run_job(settings: Settings, name: str, at: datetime) -> str:
+    from bot.app import App
+    from bot.scheduler import run_job
+
+    app = await App.connect(settings)
+    try:
+        await app.start(scheduler=False, publish_commands=False)
+        return await run_job(app, name, at)
+    finally:
+        await app.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from bot.app import StartupError
+    from bot.db import DatabaseUnavailable
+
+    try:
+        settings = load_settings()
+        _setup_logging(settings.LOG_LEVEL)
+        if args.command == "migrate":
+            migrate(settings)
+            print("migrations applied")
+        elif args.command == "run":
+            settings.bot_token()
+            migrate(settings)
+            asyncio.run(_serve(settings))
+        elif args.command == "demo":
+            from bot.demo import run_demo
+
+            return run_demo(locale=args.locale)
+        elif args.jobs_command == "list":
+            from bot.jobs import JOBS
+
+            for job in JOBS.values():
+                print(f"{job.name:<20} {job.describe_trigger():<28} {job.description}")
+        else:
+            from bot.jobs import JOBS
+
+            if args.name not in JOBS:
+                return _fail(f"unknown job {args.name!r}; `jobs list` shows the names", EXIT_CONFIG)
+            at = _parse_at(args.at)
+            settings.bot_token()
+            migrate(settings)
+            print(f"{args.name}: {asyncio.run(_run_job(settings, args.name, at))}")
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_CONFIG)
+    except (DatabaseUnavailable, StartupError) as exc:
+        return _fail(str(exc), EXIT_UNAVAILABLE)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

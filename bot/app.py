@@ -1,0 +1,148 @@
+"""The running bot: every long-lived part, started and stopped in one place, in a fixed order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from aiogram import Bot, Dispatcher
+from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.fsm.storage.redis import RedisStorage
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.config import ConfigError, Settings
+from bot.db import SessionFactory, check_connection, create_engine, session_factory
+from bot.dedup import MemoryLedger, RedisLedger
+from bot.factory import ALLOWED_UPDATES, create_bot, create_dispatcher
+from bot.i18n import get_i18n
+from bot.scheduler import Scheduler
+from bot.send_budget import MemoryBudget, RedisBudget
+from bot.sender import Sender
+from bot.services.activity import ActivityFlusher, ActivityTracker
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """Something outside the bot is not there (database, Redis, Telegram); one line for the operator."""
+
+
+async def connect_redis(url: str) -> Redis:
+    redis = Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+    try:
+        await redis.ping()
+    except Exception as exc:
+        await redis.aclose()
+        raise StartupError(f"Redis unreachable at {url}: {exc}") from None
+    return redis
+
+
+class App:
+    """Owns the engine, Redis, the Bot, the Dispatcher, the sender, the activity flusher, the scheduler."""
+
+    bot_username: str
+
+    def __init__(self, settings: Settings, *, engine: AsyncEngine, redis: Redis | None, bot: Bot) -> None:
+        self.settings, self.engine, self.redis, self.bot = settings, engine, redis, bot
+        self.sessions: SessionFactory = session_factory(engine)
+        self.tracker = ActivityTracker(default_locale=settings.DEFAULT_LOCALE, default_timezone=settings.DEFAULT_TIMEZONE)
+        self.flusher = ActivityFlusher(self.tracker, self.sessions, settings.ACTIVITY_FLUSH_SECONDS)
+        budget = RedisBudget(redis) if redis is not None else MemoryBudget()
+        self.sender = Sender(bot, self.sessions, budget)
+        self.dp: Dispatcher = create_dispatcher(
+            settings=settings,
+            sessions=self.sessions,
+            storage=RedisStorage(redis) if redis is not None else MemoryStorage(),
+            ledger=RedisLedger(redis, bot_id=bot.id) if redis is not None else MemoryLedger(),
+            tracker=self.tracker,
+            i18n=get_i18n(),
+            sender=self.sender,
+            app=self,
+        )
+        self.scheduler = Scheduler(self)
+        self._started: list[str] = []
+
+    @classmethod
+    async def connect(cls, settings: Settings, *, bot: Bot | None = None) -> App:
+        """Reach the database and Redis (clear errors if not there) and build the parts."""
+        token = settings.bot_token() if bot is None else bot.token
+        engine = create_engine(settings.DATABASE_URL)
+        try:
+            await check_connection(engine)
+        except Exception as exc:
+            await engine.dispose()
+            raise StartupError(str(exc)) from None
+        redis = await connect_redis(settings.REDIS_URL) if settings.REDIS_URL else None
+        return cls(settings, engine=engine, redis=redis, bot=bot or create_bot(settings, token))
+
+    async def start(self, *, scheduler: bool = True, publish_commands: bool = True) -> None:
+        """1. who we are  2. commands  3. sender  4. activity flusher  5. scheduler."""
+        try:
+            me = await self.bot.get_me()
+        except TelegramUnauthorizedError:
+            raise ConfigError("BOT_TOKEN was rejected by the Bot API (401 Unauthorized)") from None
+        except TelegramNetworkError as exc:
+            raise StartupError(f"Bot API unreachable at {self.settings.TELEGRAM_API_URL}: {exc}") from None
+        self.bot_username = me.username or ""
+        self.dp["bot_username"] = self.bot_username
+        if publish_commands:
+            from bot import commands
+
+            await commands.publish(self.bot)
+        self.sender.start()
+        self._started.append("sender")
+        self.flusher.start()
+        self._started.append("flusher")
+        if scheduler:
+            self.scheduler.start()
+            self._started.append("scheduler")
+        log.info("bot @%s ready (database %s, redis %s)", self.bot_username, self.engine.url.get_backend_name(),
+                 "on" if self.redis else "off")
+
+    async def feed_polling(self, *, handle_signals: bool = True) -> None:
+        await self.bot.delete_webhook(drop_pending_updates=False)
+        await self.dp.start_polling(
+            self.bot,
+            allowed_updates=ALLOWED_UPDATES,
+            tasks_concurrency_limit=self.settings.UPDATES_IN_FLIGHT,
+            handle_signals=handle_signals,
+            close_bot_session=False,
+        )
+
+    async def drain_updates(self, timeout: float = 15) -> None:
+        """Wait for handlers still running after polling stopped (aiogram does not)."""
+        tasks = set(self.dp._handle_update_tasks)
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    async def stop(self) -> None:
+        """Reverse order of start; the activity buffer and the outbox are flushed, not dropped."""
+        await self.drain_updates()
+        if "scheduler" in self._started:
+            await self.scheduler.stop()
+        if "flusher" in self._started:
+            await self.flusher.stop()
+        if "sender" in self._started:
+            await self.sender.stop(drain=True)
+        self._started.clear()
+        await self.dp.storage.close()
+        await self.bot.session.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.engine.dispose()
+
+
+@asynccontextmanager
+async def polling(app: App) -> AsyncIterator[App]:
+    """Run polling in the background for tests and the demo; stop and drain on exit."""
+    task = asyncio.create_task(app.feed_polling(handle_signals=False))
+    try:
+        yield app
+    finally:
+        await app.dp.stop_polling()
+        await asyncio.gather(task, return_exceptions=True)
+        await app.stop()

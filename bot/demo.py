@@ -1,0 +1,145 @@
+"""`python -m bot demo`: the real bot against the built-in emulator, printed as a transcript.
+
+The demo is a list of chapters run in order against one community. A later feature adds its
+chapter to CHAPTERS; each chapter drives simulated people and waits for the bot to settle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.app import App, polling
+from bot.config import load_settings
+from bot.migrate import upgrade_async
+from bot.sandbox import SimChat, SimUser, TelegramEmulator
+
+TOKEN = "100200300:DEMO-sandbox-token"
+OWNER_ID = 9000001
+
+
+@dataclass
+class Cast:
+    """The people and the group every chapter shares."""
+
+    emu: TelegramEmulator
+    app: App
+    leader: SimUser
+    members: list[SimUser]
+    group: SimChat
+    notes: dict[str, object] = field(default_factory=dict)
+
+    async def say(self, who: SimUser, text: str, chat: SimChat | None = None) -> None:
+        self.emu.send(who, chat, text)
+        await self.emu.settle()
+
+    async def press(self, who: SimUser, button: str, chat: SimChat | None = None) -> None:
+        """Press a button on the newest bot message (in `who`'s private chat unless a chat is given)."""
+        message = self.emu.last_bot_message(chat or self.emu.chat_for(who))
+        self.emu.press(who, message, button)
+        await self.emu.settle()
+
+
+Chapter = Callable[[Cast], Awaitable[None]]
+
+
+async def onboarding(cast: Cast) -> None:
+    emu, alice = cast.emu, cast.leader
+    emu.add_bot_to_group(cast.group, by=alice, admin=False)
+    await emu.settle()
+    emu.promote_bot(cast.group, by=alice, rights={"can_pin_messages": False})
+    await emu.settle()
+    emu.promote_bot(cast.group, by=alice, rights={})
+    await emu.settle()
+    for member in cast.members:
+        emu.join(cast.group, member)
+    await emu.settle()
+    await cast.say(cast.members[0], "Hi everyone! 👋", cast.group)
+    await cast.say(cast.members[0], "/help", cast.group)
+    await cast.say(cast.members[0], "/admin", cast.group)
+
+
+async def leader_settings(cast: Cast) -> None:
+    alice = cast.leader
+    await cast.say(alice, "/start")
+    await cast.say(alice, "/admin")
+    await cast.press(alice, "⚙️ Settings")
+    await cast.press(alice, "🕒 Timezone: UTC")
+    await cast.say(alice, "Mars/Olympus_Mons")
+    await cast.say(alice, "asia/shanghai")
+    await cast.press(alice, "💱 Currency: USD")
+    await cast.say(alice, "cny")
+    await cast.press(alice, "📍 Pickup points (0)")
+    await cast.press(alice, "➕ Add a pickup point")
+    await cast.say(alice, "North Gate <Lobby> & Café")
+    await cast.press(alice, "« Back")
+    await cast.press(alice, "🌐 Language: English")
+    await cast.press(alice, "简体中文")
+
+
+async def member_privacy(cast: Cast) -> None:
+    bob, chen = cast.members[0], cast.members[1]
+    # A member forging a leader's button: the server re-checks the role and changes nothing.
+    community_id = cast.notes["community_id"]
+    await cast.say(bob, "/start")
+    cast.emu.press_data(bob, cast.emu.last_bot_message(cast.emu.chat_for(bob)), f"an:{community_id}:set")
+    await cast.emu.settle()
+    await cast.say(chen, "/start")
+    await cast.say(chen, "/help")
+    await cast.say(bob, "/stop")
+    await cast.press(bob, "Send me promotions again")
+    await cast.say(bob, "/mydata")
+
+
+CHAPTERS: list[tuple[str, Chapter]] = [
+    ("Onboarding: the bot joins the group", onboarding),
+    ("The leader sets up the community", leader_settings),
+    ("Members: roles, language, privacy", member_privacy),
+]
+
+
+async def _community_id(app: App, chat_id: int) -> int:
+    from bot.services import communities
+
+    async with app.sessions() as session:
+        community = await communities.get_by_chat(session, chat_id)
+        return community.id
+
+
+async def _run(locale: str, out) -> None:
+    with tempfile.TemporaryDirectory(prefix="ccb-demo-") as tmp:
+        db_url = f"sqlite+aiosqlite:///{Path(tmp) / 'demo.db'}"
+        await upgrade_async(db_url)
+        emu = TelegramEmulator(token=TOKEN, bot_username="community_demo_bot")
+        await emu.start()
+        try:
+            settings = load_settings(BOT_TOKEN=TOKEN, TELEGRAM_API_URL=emu.url, DATABASE_URL=db_url, REDIS_URL=None,
+                                     OWNER_IDS=str(OWNER_ID), DEFAULT_LOCALE="en", ACTIVITY_FLUSH_SECONDS=0.5)
+            app = await App.connect(settings)
+            await app.start()
+            alice = emu.add_user("Alice", last_name="Wang", username="alice_leader", language_code="en")
+            bob = emu.add_user("Bob", username="bob_buys", language_code=locale if locale != "zh_Hans" else "zh-hans")
+            chen = emu.add_user("陈", last_name="小红", language_code="zh-hans")
+            group = emu.create_group("Green Valley Neighbours", alice)
+            cast = Cast(emu, app, alice, [bob, chen], group)
+            async with polling(app):
+                for title, chapter in CHAPTERS:
+                    start = len(emu.transcript)
+                    await chapter(cast)
+                    if "community_id" not in cast.notes:
+                        cast.notes["community_id"] = await _community_id(app, group.id)
+                    print(f"\n=== {title} ===", file=out)
+                    print(emu.transcript.render(since=start), file=out)
+        finally:
+            await emu.stop()
+
+
+def run_demo(*, locale: str = "en", out=None) -> int:
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(_run(locale, out or sys.stdout))
+    return 0

@@ -1,0 +1,79 @@
+"""Builds the Bot and the Dispatcher; shared by `run`, `demo`, tests and benchmarks."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.utils.i18n import I18n
+
+from bot.config import Settings
+from bot.db import SessionFactory
+from bot.dedup import UpdateLedger
+from bot.middlewares.activity import ActivityMiddleware
+from bot.middlewares.actor import ActorMiddleware
+from bot.middlewares.database import DatabaseMiddleware
+from bot.middlewares.dedup import DedupMiddleware
+from bot.middlewares.errors import ErrorsMiddleware
+from bot.middlewares.throttle import ThrottleMiddleware
+from bot.services.activity import ActivityTracker
+
+log = logging.getLogger(__name__)
+
+# Update types the bot asks Telegram for; chat_member must be named or Telegram never sends it.
+ALLOWED_UPDATES = [
+    "message",
+    "callback_query",
+    "chat_member",
+    "my_chat_member",
+    "chat_join_request",
+    "pre_checkout_query",
+]
+# Observers that get a DB session, the actor and throttling (inner: only when a handler matched).
+HANDLED_EVENTS = ("message", "callback_query", "chat_member", "my_chat_member", "chat_join_request", "pre_checkout_query")
+
+
+def create_bot(settings: Settings, token: str) -> Bot:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.TELEGRAM_API_URL))
+    return Bot(token=token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+
+
+def create_dispatcher(
+    *,
+    settings: Settings,
+    sessions: SessionFactory,
+    storage: BaseStorage | None,
+    ledger: UpdateLedger,
+    tracker: ActivityTracker,
+    i18n: I18n,
+    **workflow_data: object,
+) -> Dispatcher:
+    from handlers import routers
+
+    dp = Dispatcher(storage=storage or MemoryStorage(), settings=settings, sessions=sessions, tracker=tracker,
+                    **workflow_data)
+    dp.update.outer_middleware(DedupMiddleware(ledger))
+    dp.update.outer_middleware(ErrorsMiddleware(settings.DEFAULT_LOCALE))
+    dp.message.outer_middleware(ActivityMiddleware(tracker))
+    database = DatabaseMiddleware(sessions)
+    actor = ActorMiddleware(i18n=i18n, owner_ids=settings.OWNER_IDS, default_locale=settings.DEFAULT_LOCALE)
+    throttle = ThrottleMiddleware(rate=settings.THROTTLE_RATE)
+    for name in HANDLED_EVENTS:
+        observer = dp.observers[name]
+        observer.middleware(database)
+        observer.middleware(actor)
+        observer.middleware(throttle)
+    ordered = routers()
+    for router in ordered:
+        # Module-level routers can belong to one dispatcher at a time; tests and the demo build
+        # a fresh dispatcher per run in the same process.
+        router._parent_router = None
+        dp.include_router(router)
+    log.info("routers: %s", " → ".join(r.name for r in ordered))
+    return dp

@@ -1,0 +1,63 @@
+"""Turns any handler failure into a short apology with an error id, and the full trace in the log."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from aiogram import BaseMiddleware, Bot
+from aiogram.types import Update
+
+from bot.i18n import translate
+from bot.locales import normalize_locale
+
+log = logging.getLogger("bot.errors")
+
+
+class LocaleBox:
+    """Filled by the actor middleware deeper in the chain, read here after a failure."""
+
+    __slots__ = ("locale",)
+
+    def __init__(self) -> None:
+        self.locale: str | None = None
+
+
+class ErrorsMiddleware(BaseMiddleware):
+    def __init__(self, default_locale: str) -> None:
+        self.default_locale = default_locale
+        self.failures = 0
+
+    async def __call__(self, handler, event: Update, data: dict[str, Any]) -> Any:
+        box = LocaleBox()
+        data["locale_box"] = box
+        try:
+            return await handler(event, data)
+        except Exception:
+            self.failures += 1
+            error_id = secrets.token_hex(4)
+            log.exception("error %s while handling update %s", error_id, event.update_id)
+            await self._apologize(data["bot"], event, box, error_id)
+            return None
+
+    async def _apologize(self, bot: Bot, update: Update, box: LocaleBox, error_id: str) -> None:
+        user = None
+        if update.message:
+            user = update.message.from_user
+        elif update.callback_query:
+            user = update.callback_query.from_user
+        locale = box.locale or normalize_locale(user.language_code if user else None) or self.default_locale
+        text = translate("Sorry, something went wrong on our side. Please try again. (error id {error_id})",
+                         locale, error_id=error_id)
+        try:
+            if update.callback_query:
+                await bot.answer_callback_query(update.callback_query.id, text=text, show_alert=True)
+            elif update.message and update.message.chat.type == "private":
+                await bot.send_message(update.message.chat.id, text)
+            elif update.message and (update.message.text or "").startswith("/"):
+                # In groups only a command deserves an answer; a failure on plain chatter stays quiet.
+                await bot.send_message(update.message.chat.id, text,
+                                       reply_to_message_id=update.message.message_id)
+        except Exception:
+            log.warning("could not deliver the apology for error %s", error_id, exc_info=True)

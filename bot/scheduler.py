@@ -1,0 +1,110 @@
+"""APScheduler wiring. The database is the source of truth; the scheduler only triggers jobs.
+
+With REDIS_URL set several workers may run; a Redis lease makes exactly one of them the active
+scheduler, and another takes over when the lease lapses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from redis.asyncio import Redis
+
+from bot.jobs import JOBS, Job
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+LEASE_KEY = "ccb:scheduler:lease"
+LEASE_SECONDS = 30
+# Renew, or try to take over, three times per lease period.
+LEASE_RENEW = LEASE_SECONDS / 3
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+"""
+
+
+class Lease:
+    """Who runs the jobs. Without Redis this process always does."""
+
+    def __init__(self, redis: Redis | None) -> None:
+        self._redis = redis
+        self._token = secrets.token_hex(8)
+        self.held = redis is None
+        self._script = redis.register_script(_RENEW) if redis else None
+
+    async def renew(self) -> bool:
+        if self._script is not None:
+            was = self.held
+            self.held = bool(await self._script(keys=[LEASE_KEY], args=[self._token, int(LEASE_SECONDS * 1000)]))
+            if self.held != was:
+                log.info("scheduler lease %s", "taken" if self.held else "lost")
+        return self.held
+
+    async def release(self) -> None:
+        if self._redis is not None and self.held:
+            await self._redis.eval(
+                "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+                1, LEASE_KEY, self._token,
+            )
+            self.held = False
+
+
+class Scheduler:
+    def __init__(self, app: App) -> None:
+        self._app = app
+        self._aps = AsyncIOScheduler(timezone=timezone.utc)
+        self.lease = Lease(app.redis)
+        self._lease_task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        for job in JOBS.values():
+            self._aps.add_job(self._run, kwargs={"job": job}, id=job.name, name=job.name, coalesce=True,
+                              max_instances=1, misfire_grace_time=300, **job.trigger)
+        self._aps.start()
+        if self._app.redis is not None:
+            self._lease_task = asyncio.create_task(self._keep_lease(), name="scheduler-lease")
+        log.info("scheduled jobs: %s", ", ".join(f"{j.name} {j.describe_trigger()}" for j in JOBS.values()) or "none")
+
+    async def _keep_lease(self) -> None:
+        while True:
+            try:
+                await self.lease.renew()
+            except Exception:
+                log.warning("could not renew the scheduler lease", exc_info=True)
+                self.lease.held = False
+            await asyncio.sleep(LEASE_RENEW)
+
+    async def _run(self, job: Job) -> None:
+        if not self.lease.held:
+            return
+        await run_job(self._app, job.name, datetime.now(timezone.utc))
+
+    async def stop(self) -> None:
+        self._aps.shutdown(wait=False)
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            await asyncio.gather(self._lease_task, return_exceptions=True)
+            await self.lease.release()
+
+
+async def run_job(app: App, name: str, now: datetime) -> str:
+    job = JOBS[name]
+    try:
+        summary = await job.func(app, now)
+    except Exception:
+        log.exception("job %s failed", name)
+        raise
+    log.info("job %s as of %s: %s", name, now.isoformat(), summary)
+    return summary

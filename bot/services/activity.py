@@ -1,0 +1,223 @@
+"""Member activity from group chatter, buffered in memory and written in batches.
+
+A busy group sends thousands of messages a minute; writing a row per message would make the
+database the bottleneck. The tracker keeps the latest sighting per (chat, user) and flushes all of
+them every few seconds (and at shutdown) with a handful of multi-row upserts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import case, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.services.upsert import insert_for
+from bot.services.users import Profile
+from models import Community, Member, User
+
+log = logging.getLogger(__name__)
+
+# SQLite allows 32,766 bound parameters per statement; rows × columns stays well under it.
+CHUNK = 500
+PROFILE_CACHE_SIZE = 200_000
+
+
+@dataclass(slots=True)
+class _Sighting:
+    profile: Profile
+    title: str
+    first_at: datetime
+    last_at: datetime
+    count: int
+
+
+class ActivityTracker:
+    """Collects sightings from any number of handlers; `flush` writes them in one transaction."""
+
+    def __init__(self, *, default_locale: str, default_timezone: str) -> None:
+        self._buffer: dict[tuple[int, int], _Sighting] = {}
+        self._community_ids: dict[int, int] = {}
+        # Profiles already written unchanged: skipping them keeps steady chatter at zero user writes.
+        self._written: OrderedDict[int, Profile] = OrderedDict()
+        self._lock = asyncio.Lock()
+        self._defaults = (default_locale, default_timezone)
+
+    def record(self, *, chat_id: int, chat_title: str, profile: Profile, at: datetime) -> None:
+        key = (chat_id, profile.id)
+        seen = self._buffer.get(key)
+        if seen is None:
+            self._buffer[key] = _Sighting(profile, chat_title, at, at, 1)
+        else:
+            seen.profile, seen.count = profile, seen.count + 1
+            # Updates arrive out of order (concurrent handlers, late deliveries): keep the span.
+            if at > seen.last_at:
+                seen.last_at = at
+            elif at < seen.first_at:
+                seen.first_at = at
+
+    async def forget_user(self, user_id: int) -> None:
+        """Drop anything buffered for a user who is being erased.
+
+        Waits for a flush in progress, so that it cannot write their membership back after the
+        erasure that follows this call.
+        """
+        async with self._lock:
+            self._forget_buffered(user_id)
+
+    def _forget_buffered(self, user_id: int) -> None:
+        for key in [k for k in self._buffer if k[1] == user_id]:
+            del self._buffer[key]
+        self._written.pop(user_id, None)
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    async def flush(self, session: AsyncSession) -> int:
+        """Write everything buffered; returns the number of member rows touched."""
+        async with self._lock:
+            batch, self._buffer = self._buffer, {}
+            if not batch:
+                return 0
+            try:
+                written = await self._write(session, batch)
+                await session.commit()
+            except Exception:
+                await session.rollback()
+                # Community ids learned in the rolled-back transaction may not exist: look them up again.
+                self._community_ids.clear()
+                # Put the batch back so the next flush retries it; newer sightings win.
+                for key, seen in batch.items():
+                    newer = self._buffer.get(key)
+                    if newer is None:
+                        self._buffer[key] = seen
+                    else:
+                        newer.count += seen.count
+                        newer.first_at = min(newer.first_at, seen.first_at)
+                        newer.last_at = max(newer.last_at, seen.last_at)
+                raise
+            # Only once committed do these profiles count as written (else the retry would skip them).
+            for uid, written_profile in written.items():
+                self._written[uid] = written_profile
+                self._written.move_to_end(uid)
+            while len(self._written) > PROFILE_CACHE_SIZE:
+                self._written.popitem(last=False)
+            return len(batch)
+
+    async def _write(self, session: AsyncSession, batch: dict[tuple[int, int], _Sighting]) -> dict[int, Profile]:
+        """Execute the upserts (no commit); returns the profiles written, for the cache once committed."""
+        communities = await self._resolve_communities(session, batch)
+        users: dict[int, _Sighting] = {}
+        for seen in batch.values():
+            if self._written.get(seen.profile.id) != seen.profile and seen.profile.id not in users:
+                users[seen.profile.id] = seen
+        user_rows = [
+            {"id": uid, "first_name": s.profile.first_name[:128], "last_name": s.profile.last_name,
+             "username": s.profile.username, "language_code": s.profile.language_code,
+             "created_at": s.first_at, "updated_at": s.last_at}
+            for uid, s in users.items()
+        ]
+        table = User.__table__
+        for chunk in _chunks(user_rows):
+            stmt = insert_for(session, table).values(chunk)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["id"],
+                set_={c: stmt.excluded[c] for c in ("first_name", "last_name", "username", "language_code", "updated_at")}
+                | {"erased": False},
+            )
+            await session.execute(stmt)
+
+        member_rows = [
+            {"community_id": communities[chat_id], "user_id": user_id, "status": "member", "is_leader": False,
+             "joined_at": s.first_at, "last_active_at": s.last_at, "message_count": s.count, "invite_depth": 0}
+            for (chat_id, user_id), s in batch.items() if chat_id in communities
+        ]
+        mt = Member.__table__
+        for chunk in _chunks(member_rows):
+            stmt = insert_for(session, mt).values(chunk)
+            ex = stmt.excluded
+            came_back = (mt.c.left_at.is_(None)) | (ex.last_active_at > mt.c.left_at)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["community_id", "user_id"],
+                set_={
+                    "last_active_at": case((mt.c.last_active_at.is_(None), ex.last_active_at),
+                                           (ex.last_active_at > mt.c.last_active_at, ex.last_active_at),
+                                           else_=mt.c.last_active_at),
+                    "message_count": mt.c.message_count + ex.message_count,
+                    "status": case((came_back, "member"), else_=mt.c.status),
+                    "left_at": case((came_back, None), else_=mt.c.left_at),
+                    "joined_at": case((mt.c.left_at.is_not(None) & (ex.last_active_at > mt.c.left_at), ex.joined_at),
+                                      else_=mt.c.joined_at),
+                },
+            )
+            await session.execute(stmt)
+        return {uid: seen.profile for uid, seen in users.items()}
+
+    async def _resolve_communities(self, session: AsyncSession, batch: dict[tuple[int, int], _Sighting]) -> dict[int, int]:
+        unknown = {chat_id: s.title for (chat_id, _), s in batch.items() if chat_id not in self._community_ids}
+        if unknown:
+            rows = await session.execute(select(Community.chat_id, Community.id).where(Community.chat_id.in_(unknown)))
+            self._community_ids.update(dict(rows.all()))
+            missing = [c for c in unknown if c not in self._community_ids]
+            if missing:
+                # Messages from a group the bot never saw being added to (it was down, or the update
+                # expired): the bot is evidently there, so the community starts now.
+                locale, tz = self._defaults
+                now = min(s.first_at for s in batch.values())
+                stmt = insert_for(session, Community.__table__).values([
+                    {"chat_id": c, "title": unknown[c][:255], "timezone": tz, "currency": "USD", "default_locale": locale,
+                     "active": True, "bot_status": "member", "bot_rights": {}, "settings": {},
+                     "created_at": now, "updated_at": now}
+                    for c in missing
+                ]).on_conflict_do_nothing(index_elements=["chat_id"])
+                await session.execute(stmt)
+                rows = await session.execute(select(Community.chat_id, Community.id).where(Community.chat_id.in_(missing)))
+                self._community_ids.update(dict(rows.all()))
+        return {chat_id: self._community_ids[chat_id] for chat_id, _ in batch if chat_id in self._community_ids}
+
+    def community_migrated(self, old_chat_id: int, new_chat_id: int) -> None:
+        """Forget cached ids for both chats: the placeholder for the new one may have been merged away."""
+        self._community_ids.pop(old_chat_id, None)
+        self._community_ids.pop(new_chat_id, None)
+
+
+def _chunks(rows: list[dict]) -> list[list[dict]]:
+    return [rows[i:i + CHUNK] for i in range(0, len(rows), CHUNK)]
+
+
+class ActivityFlusher:
+    """Runs `tracker.flush` every `interval` seconds until stopped, and once more at stop."""
+
+    def __init__(self, tracker: ActivityTracker, session_factory, interval: float) -> None:
+        self._tracker, self._sessions, self._interval = tracker, session_factory, interval
+        self._task: asyncio.Task | None = None
+        self._stopping = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="activity-flusher")
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=self._interval)
+            except TimeoutError:
+                await self.flush_now()
+        # Once more at stop, also when stop came during a flush (sightings recorded meanwhile).
+        await self.flush_now()
+
+    async def flush_now(self) -> None:
+        try:
+            async with self._sessions() as session:
+                await self._tracker.flush(session)
+        except Exception:
+            log.exception("activity flush failed; %d sightings kept for the next attempt", self._tracker.pending)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            await self._task

@@ -1,0 +1,52 @@
+"""Members joining, leaving and changing role, as `chat_member` updates report them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.services.users import Profile, upsert_user
+from models import Community, Member, MemberStatus
+
+LEADER_STATUSES = ("creator", "administrator")
+PRESENT_STATUSES = ("creator", "administrator", "member", "restricted")
+
+
+async def get(session: AsyncSession, *, community_id: int, user_id: int) -> Member | None:
+    result = await session.exec(select(Member).where(Member.community_id == community_id, Member.user_id == user_id))
+    return result.first()
+
+
+async def on_member_status(
+    session: AsyncSession,
+    *,
+    community: Community,
+    profile: Profile,
+    old_status: str,
+    new_status: str,
+    now: datetime,
+) -> Member:
+    """Apply a `chat_member` change (join, leave, kick, promotion) and commit.
+
+    `now` is the update's own date, so a late delivery still records when it happened.
+    """
+    await upsert_user(session, profile, now=now)
+    member = await get(session, community_id=community.id, user_id=profile.id)
+    present = new_status in PRESENT_STATUSES
+    if member is None:
+        member = Member(community_id=community.id, user_id=profile.id, joined_at=now)
+        session.add(member)
+    was_present = old_status in PRESENT_STATUSES
+    if present:
+        if not was_present or member.status != MemberStatus.MEMBER:
+            member.joined_at = now if member.status != MemberStatus.MEMBER else member.joined_at
+            member.left_at = None
+        member.status = MemberStatus.MEMBER
+    else:
+        member.status = MemberStatus.KICKED if new_status == "kicked" else MemberStatus.LEFT
+        member.left_at = now
+    member.is_leader = new_status in LEADER_STATUSES
+    await session.commit()
+    return member

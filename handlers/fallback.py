@@ -1,0 +1,23 @@
+"""Last router: private messages nobody else handled get a pointer to /help, never silence."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import gettext as _
+
+router = Router(name=__name__)
+
+
+@router.message(F.chat.type == "private")
+async def on_unknown_private(message: Message) -> None:
+    if message.text and message.text.startswith("/"):
+        await message.answer(_("I do not know that command. Send /help to see what I can do."))
+    else:
+        await message.answer(_("I did not understand that. Send /help to see what I can do."))
+
+
+@router.callback_query()
+async def on_stale_button(query: CallbackQuery) -> None:
+    """Buttons from an older version, or forged data: answer so the client stops spinning."""
+    await query.answer(_("This button is no longer valid."), show_alert=True)

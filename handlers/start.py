@@ -1,0 +1,42 @@
+"""/start in private chat, with deep-link payloads resolved through bot.deeplinks."""
+
+from __future__ import annotations
+
+from html import escape
+
+from aiogram import F, Router
+from aiogram.filters import CommandObject, CommandStart
+from aiogram.fsm.context import FSMContext
+from aiogram.types import Message
+from aiogram.utils.i18n import gettext as _
+
+from bot import deeplinks
+from bot.middlewares.actor import Actor
+
+router = Router(name=__name__)
+router.message.filter(F.chat.type == "private")
+
+
+def welcome_text(actor: Actor) -> str:
+    return _(
+        "Hi {name}! I run the shop of the Telegram groups I am in: products with buy buttons, "
+        "group-buys, check-ins and rewards.\n\n"
+        "Send /help to see what you can do. Send /lang to change the language."
+    ).format(name=escape(actor.user.first_name or ""))
+
+
+@router.message(CommandStart(deep_link=True))
+async def cmd_start_payload(message: Message, command: CommandObject, actor: Actor, state: FSMContext, **data) -> None:
+    await state.clear()
+    target = deeplinks.resolve(command.args or "")
+    if target is None:
+        await message.answer(_("This link is not valid or has expired.") + "\n\n" + welcome_text(actor))
+        return
+    handler, arg = target
+    await handler(message=message, arg=arg, actor=actor, state=state, **data)
+
+
+@router.message(CommandStart())
+async def cmd_start(message: Message, actor: Actor, state: FSMContext) -> None:
+    await state.clear()
+    await message.answer(welcome_text(actor))
