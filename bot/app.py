@@ -20,7 +20,7 @@ from bot.dedup import MemoryLedger, RedisLedger
 from bot.factory import ALLOWED_UPDATES, create_bot, create_dispatcher
 from bot.i18n import get_i18n
 from bot.scheduler import Scheduler
-from bot.send_budget import MemoryBudget, RedisBudget
+from bot.send_budget import create_budget
 from bot.sender import Sender
 from bot.services.activity import ActivityFlusher, ActivityTracker
 
@@ -51,8 +51,8 @@ class App:
         self.sessions: SessionFactory = session_factory(engine)
         self.tracker = ActivityTracker(default_locale=settings.DEFAULT_LOCALE, default_timezone=settings.DEFAULT_TIMEZONE)
         self.flusher = ActivityFlusher(self.tracker, self.sessions, settings.ACTIVITY_FLUSH_SECONDS)
-        budget = RedisBudget(redis) if redis is not None else MemoryBudget()
-        self.sender = Sender(bot, self.sessions, budget)
+        self.sender_bot = create_bot(settings, bot.token, wait_out_flood=False)
+        self.sender = Sender(self.sender_bot, self.sessions, create_budget(redis))
         self.dp: Dispatcher = create_dispatcher(
             settings=settings,
             sessions=self.sessions,
@@ -119,6 +119,22 @@ class App:
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
 
+    async def settle(self, emu, *, timeout: float = 20.0) -> None:
+        """Wait until the emulator has delivered every update, every handler has finished and the
+        outbox is empty (demo and tests). Handlers may be sleeping out flood control, which the
+        emulator cannot see, so quiet on the wire alone is not enough."""
+        async def loop() -> None:
+            while True:
+                await emu.settle(quiet=0.1, timeout=timeout)
+                busy = set(self.dp._handle_update_tasks)
+                if not busy and self.sender.pending == 0:
+                    return
+                if busy:
+                    await asyncio.wait(busy)
+                await self.sender.wait_idle()
+
+        await asyncio.wait_for(loop(), timeout)
+
     async def stop(self) -> None:
         """Reverse order of start; the activity buffer and the outbox are flushed, not dropped."""
         await self.drain_updates()
@@ -131,6 +147,7 @@ class App:
         self._started.clear()
         await self.dp.storage.close()
         await self.bot.session.close()
+        await self.sender_bot.session.close()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()

@@ -34,15 +34,18 @@ class Cast:
     group: SimChat
     notes: dict[str, object] = field(default_factory=dict)
 
+    async def settle(self) -> None:
+        await self.app.settle(self.emu)
+
     async def say(self, who: SimUser, text: str, chat: SimChat | None = None) -> None:
         self.emu.send(who, chat, text)
-        await self.emu.settle()
+        await self.settle()
 
     async def press(self, who: SimUser, button: str, chat: SimChat | None = None) -> None:
         """Press a button on the newest bot message (in `who`'s private chat unless a chat is given)."""
         message = self.emu.last_bot_message(chat or self.emu.chat_for(who))
         self.emu.press(who, message, button)
-        await self.emu.settle()
+        await self.settle()
 
 
 Chapter = Callable[[Cast], Awaitable[None]]
@@ -51,14 +54,14 @@ Chapter = Callable[[Cast], Awaitable[None]]
 async def onboarding(cast: Cast) -> None:
     emu, alice = cast.emu, cast.leader
     emu.add_bot_to_group(cast.group, by=alice, admin=False)
-    await emu.settle()
+    await cast.settle()
     emu.promote_bot(cast.group, by=alice, rights={"can_pin_messages": False})
-    await emu.settle()
+    await cast.settle()
     emu.promote_bot(cast.group, by=alice, rights={})
-    await emu.settle()
+    await cast.settle()
     for member in cast.members:
         emu.join(cast.group, member)
-    await emu.settle()
+    await cast.settle()
     await cast.say(cast.members[0], "Hi everyone! 👋", cast.group)
     await cast.say(cast.members[0], "/help", cast.group)
     await cast.say(cast.members[0], "/admin", cast.group)
@@ -88,7 +91,7 @@ async def member_privacy(cast: Cast) -> None:
     community_id = cast.notes["community_id"]
     await cast.say(bob, "/start")
     cast.emu.press_data(bob, cast.emu.last_bot_message(cast.emu.chat_for(bob)), f"an:{community_id}:set")
-    await cast.emu.settle()
+    await cast.settle()
     await cast.say(chen, "/start")
     await cast.say(chen, "/help")
     await cast.say(bob, "/stop")

@@ -16,6 +16,7 @@ from aiogram.utils.i18n import I18n
 from bot.config import Settings
 from bot.db import SessionFactory
 from bot.dedup import UpdateLedger
+from bot.flood import WaitOutFloodControl
 from bot.middlewares.activity import ActivityMiddleware
 from bot.middlewares.actor import ActorMiddleware
 from bot.middlewares.database import DatabaseMiddleware
@@ -39,8 +40,12 @@ ALLOWED_UPDATES = [
 HANDLED_EVENTS = ("message", "callback_query", "chat_member", "my_chat_member", "chat_join_request", "pre_checkout_query")
 
 
-def create_bot(settings: Settings, token: str) -> Bot:
+def create_bot(settings: Settings, token: str, *, wait_out_flood: bool = True) -> Bot:
+    """A Bot on the configured API server. Handlers' bot waits out 429s; the sender's does not,
+    because the sender paces itself from a shared budget and must see every 429 to pause it."""
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.TELEGRAM_API_URL))
+    if wait_out_flood:
+        session.middleware(WaitOutFloodControl())
     return Bot(token=token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 
 

@@ -7,6 +7,7 @@ import secrets
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import Update
 
 from bot.i18n import translate
@@ -52,7 +53,14 @@ class ErrorsMiddleware(BaseMiddleware):
                          locale, error_id=error_id)
         try:
             if update.callback_query:
-                await bot.answer_callback_query(update.callback_query.id, text=text, show_alert=True)
+                try:
+                    await bot.answer_callback_query(update.callback_query.id, text=text, show_alert=True)
+                    return
+                except TelegramBadRequest:
+                    # Already answered before the failure: say it in the chat instead.
+                    message = update.callback_query.message
+                    if message is not None and message.chat.type == "private":
+                        await bot.send_message(message.chat.id, text)
             elif update.message and update.message.chat.type == "private":
                 await bot.send_message(update.message.chat.id, text)
             elif update.message and (update.message.text or "").startswith("/"):

@@ -10,6 +10,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services.errors import DomainError
+from bot.services.upsert import insert_for
 from models import AuditLog, Community, Member, User
 
 
@@ -27,29 +28,25 @@ class Profile:
 async def upsert_user(session: AsyncSession, profile: Profile, *, now: datetime) -> User:
     """Create the user or refresh the profile fields that changed. Does not commit.
 
-    An erased user who comes back starts as a new person: their profile is stored again only
-    because they are talking to the bot now.
+    Two updates from one user can be handled at once, and the activity flusher inserts users in
+    batches, so the row is created with INSERT ... ON CONFLICT DO NOTHING rather than a check
+    followed by an insert. An erased user who comes back starts as a new person: their profile is
+    stored again only because they are talking to the bot now.
     """
-    user = await session.get(User, profile.id)
-    if user is None:
-        user = User(
-            id=profile.id,
-            first_name=profile.first_name[:128],
-            last_name=(profile.last_name or None) and profile.last_name[:128],
-            username=profile.username,
-            language_code=profile.language_code,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(user)
-        await session.flush()
-        return user
     fresh = {
         "first_name": profile.first_name[:128],
-        "last_name": (profile.last_name or None) and profile.last_name[:128],
+        "last_name": profile.last_name[:128] if profile.last_name else None,
         "username": profile.username,
         "language_code": profile.language_code,
     }
+    user = await session.get(User, profile.id)
+    if user is None:
+        stmt = insert_for(session, User.__table__).values(
+            id=profile.id, **fresh, locale=None, can_dm=False, marketing_opt_out=False, erased=False,
+            created_at=now, updated_at=now,
+        ).on_conflict_do_nothing(index_elements=["id"])
+        await session.execute(stmt)
+        user = await session.get(User, profile.id)
     changed = {k: v for k, v in fresh.items() if getattr(user, k) != v}
     if changed or user.erased:
         for key, value in changed.items():

@@ -1,0 +1,6 @@
+"""Bot API method implementations, grouped by area; importing registers them."""
+
+from . import bot, chats, messages, payments
+from .registry import METHODS
+
+__all__ = ["METHODS", "bot", "chats", "messages", "payments"]

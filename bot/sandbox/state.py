@@ -1,0 +1,211 @@
+"""In-memory model of the simulated Telegram world.
+
+Plain dataclasses, mutated by the Bot API methods and by the control API.
+They hold what tests need to inspect (visible text, raw markup, buttons,
+files, payments) rather than a full copy of Telegram's data model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+ADMIN_RIGHTS = (
+    "can_manage_chat",
+    "can_delete_messages",
+    "can_manage_video_chats",
+    "can_restrict_members",
+    "can_promote_members",
+    "can_change_info",
+    "can_invite_users",
+    "can_post_stories",
+    "can_edit_stories",
+    "can_delete_stories",
+    "can_send_welcome_messages",
+    "can_pin_messages",
+    "can_manage_topics",
+)
+MEMBER_STATUSES = ("creator", "administrator", "member")
+
+
+def admin_rights(overrides: dict[str, bool] | None = None) -> dict[str, bool]:
+    """All administrator rights granted, except those explicitly overridden."""
+    rights = dict.fromkeys(ADMIN_RIGHTS, True)
+    if overrides:
+        unknown = set(overrides) - set(ADMIN_RIGHTS)
+        if unknown:
+            raise ValueError(f"unknown administrator rights: {sorted(unknown)}")
+        rights.update(overrides)
+    return rights
+
+
+@dataclass(eq=False)
+class SimUser:
+    id: int
+    first_name: str
+    last_name: str | None = None
+    username: str | None = None
+    language_code: str | None = "en"
+    is_bot: bool = False
+    started_bot: bool = False
+    blocked_bot: bool = False
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}" if self.last_name else self.first_name
+
+
+@dataclass
+class ChatMemberState:
+    status: str  # creator | administrator | member | left | kicked
+    rights: dict[str, bool] = field(default_factory=dict)
+    until_date: int = 0
+
+    @property
+    def is_member(self) -> bool:
+        return self.status in MEMBER_STATUSES
+
+    def can(self, right: str) -> bool:
+        return self.status == "creator" or (self.status == "administrator" and self.rights.get(right, False))
+
+
+LEFT = ChatMemberState("left")
+
+
+@dataclass(eq=False)
+class SimInviteLink:
+    link: str
+    chat_id: int
+    creator_id: int
+    name: str | None = None
+    creates_join_request: bool = False
+    member_limit: int | None = None
+    expire_date: int | None = None
+    is_revoked: bool = False
+    is_primary: bool = False
+    joined: int = 0
+
+
+@dataclass(eq=False)
+class SimChat:
+    id: int
+    type: str  # private | group | supergroup
+    title: str | None = None
+    username: str | None = None
+    user: SimUser | None = None  # the other party of a private chat
+    members: dict[int, ChatMemberState] = field(default_factory=dict)
+    invite_links: dict[str, SimInviteLink] = field(default_factory=dict)
+    join_requests: dict[int, SimInviteLink | None] = field(default_factory=dict)
+    pinned_ids: list[int] = field(default_factory=list)  # oldest first
+    instance: str = ""
+    next_message_id: int = 1
+
+    @property
+    def is_group(self) -> bool:
+        return self.type != "private"
+
+    @property
+    def label(self) -> str:
+        return self.title if self.is_group else f"private {self.user.full_name}"
+
+    def member(self, user_id: int) -> ChatMemberState:
+        return self.members.get(user_id, LEFT)
+
+
+@dataclass(eq=False)
+class SimFile:
+    file_id: str
+    file_unique_id: str
+    kind: str  # photo | document
+    file_name: str | None = None
+    mime_type: str | None = None
+    data: bytes | None = None
+    url: str | None = None
+
+    def text(self, encoding: str = "utf-8") -> str:
+        """The uploaded bytes decoded, for asserting on CSV/JSON exports."""
+        return (self.data or b"").decode(encoding)
+
+
+@dataclass(eq=False)
+class SimMessage:
+    chat: SimChat
+    message_id: int
+    from_user: SimUser | None
+    date: int
+    text: str | None = None  # visible text (markup stripped, entities decoded)
+    caption: str | None = None  # visible caption
+    html: str | None = None  # text/caption exactly as the sender wrote it
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    photo: SimFile | None = None
+    document: SimFile | None = None
+    reply_markup: dict[str, Any] | None = None
+    reply_to: SimMessage | None = None
+    invoice: dict[str, Any] | None = None
+    invoice_payload: str | None = None
+    service: dict[str, Any] | None = None  # service fields, e.g. new_chat_members
+    edited: int = 0
+    edit_date: int | None = None
+    deleted: bool = False
+    pinned: bool = False
+
+    @property
+    def chat_id(self) -> int:
+        return self.chat.id
+
+    @property
+    def from_bot(self) -> bool:
+        return self.from_user is not None and self.from_user.is_bot
+
+    @property
+    def visible(self) -> str:
+        return self.text or self.caption or ""
+
+    @property
+    def successful_payment(self) -> dict[str, Any] | None:
+        return (self.service or {}).get("successful_payment")
+
+    @property
+    def buttons(self) -> list[list[str]]:
+        """Inline button labels, row by row."""
+        rows = (self.reply_markup or {}).get("inline_keyboard", [])
+        return [[button["text"] for button in row] for row in rows]
+
+
+@dataclass
+class CallbackAnswer:
+    text: str | None
+    show_alert: bool
+    url: str | None
+
+
+@dataclass(eq=False)
+class SimCallback:
+    id: str
+    user: SimUser
+    message: SimMessage
+    data: str
+    date: float
+    answer: CallbackAnswer | None = None
+
+
+@dataclass(eq=False)
+class SimPreCheckout:
+    id: str
+    user: SimUser
+    message: SimMessage
+    date: float
+    ok: bool | None = None
+    error_message: str | None = None
+
+
+@dataclass(eq=False)
+class SimPayment:
+    telegram_payment_charge_id: str
+    provider_payment_charge_id: str
+    user_id: int
+    chat_id: int
+    currency: str
+    total_amount: int
+    invoice_payload: str
+    refunded: bool = False

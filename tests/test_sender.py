@@ -1,0 +1,347 @@
+"""The sender end to end: a real aiogram Bot over HTTP against the sandbox emulator, a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.types import BufferedInputFile
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlmodel import SQLModel, select
+
+import models
+from bot.db import create_engine, session_factory
+from bot.sandbox import ApiError, SimChat, SimUser, TelegramEmulator
+from bot.send_budget import Limit, Limits, MemoryBudget, RedisBudget
+from bot.sender import Sender
+
+TOKEN = "123456:TEST"
+REDIS_URL = "redis://127.0.0.1:6379/15"
+# The budget counts a send when it grants it; the emulator (like Telegram) when the request
+# arrives. The first requests of a burst also open connections and arrive a few ms later, so
+# windows of exactly equal length could see the next burst's first request "early".
+LATENCY_ALLOWANCE = 0.05
+
+
+@dataclass
+class World:
+    ann: SimUser  # started the bot
+    leader: SimUser
+    group: SimChat  # a supergroup with the bot in it
+
+
+@pytest.fixture
+async def emu():
+    emu = TelegramEmulator(TOKEN, limits=True)
+    await emu.start()
+    yield emu
+    await emu.stop()
+
+
+@pytest.fixture
+async def world(emu):
+    ann = emu.add_user("Ann")
+    emu.send(ann, None, "/start")
+    leader = emu.add_user("Lee")
+    group = emu.create_group("Greens", leader)
+    emu.add_bot_to_group(group, leader, admin=True)
+    return World(ann, leader, group)
+
+
+@pytest.fixture
+async def sessions(tmp_path: Path, world):
+    url = os.environ.get("TEST_DATABASE_URL") or f"sqlite+aiosqlite:///{tmp_path / 'sender.db'}"
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(SQLModel.metadata.drop_all)
+        await conn.run_sync(SQLModel.metadata.create_all)
+    factory = session_factory(engine)
+    async with factory() as session:
+        session.add(models.User(id=world.ann.id, first_name="Ann", can_dm=True))
+        session.add(models.Community(chat_id=world.group.id, title="Greens"))
+        await session.commit()
+    yield factory
+    await engine.dispose()
+
+
+@pytest.fixture
+async def bot(emu):
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(emu.url)))
+    yield bot
+    await bot.session.close()
+
+
+@pytest.fixture
+async def make_sender(bot, sessions):
+    """Senders with test-sized back-off; all are stopped at the end of the test."""
+    senders: list[Sender] = []
+
+    def make(budget=None, **options) -> Sender:
+        options.setdefault("base_backoff", 0.01)
+        sender = Sender(bot, sessions, budget or MemoryBudget(), **options)
+        sender.start()
+        senders.append(sender)
+        return sender
+
+    yield make
+    for sender in senders:
+        await sender.stop()
+
+
+def texts(emu: TelegramEmulator, chat) -> list[str]:
+    return [m.visible for m in emu.bot_messages(chat)]
+
+
+def answered_429(emu: TelegramEmulator) -> int:
+    return sum(1 for call in emu.requests if call.error_code == 429)
+
+
+async def test_delivers_and_returns_the_message(make_sender, emu, world):
+    sender = make_sender()
+    delivery = await sender.send_message(world.group.id, "<b>Fresh</b> eggs")
+    assert delivery.ok and delivery.error is None
+    assert delivery.message.chat.id == world.group.id
+    assert emu.bot_messages(world.group)[-1].html == "<b>Fresh</b> eggs"
+    assert sender.stats.sent == 1
+
+
+async def test_429_is_waited_out_and_the_message_arrives_once(make_sender, emu, world):
+    sender = make_sender()
+    emu.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+    started = time.monotonic()
+    delivery = await sender.send_message(world.group.id, "restock")
+    assert delivery.ok
+    assert time.monotonic() - started >= 1.0
+    assert texts(emu, world.group) == ["restock"]
+    assert (sender.stats.rate_limited, sender.stats.retried, sender.stats.sent) == (1, 1, 1)
+
+
+async def test_403_from_a_blocked_user_clears_can_dm(make_sender, emu, world, sessions):
+    sender = make_sender()
+    emu.block_bot(world.ann)
+    delivery = await sender.send_message(world.ann.id, "a coupon for you")
+    assert (delivery.ok, delivery.error) == (False, "forbidden")
+    assert delivery.description == "Forbidden: bot was blocked by the user"
+    assert len(emu.calls("sendMessage")) == 1
+    async with sessions() as session:
+        assert (await session.get(models.User, world.ann.id)).can_dm is False
+    assert sender.stats.failed == {"forbidden": 1}
+
+
+async def test_403_from_a_group_deactivates_the_community(make_sender, emu, world, sessions):
+    sender = make_sender()
+    emu.remove_bot(world.group, world.leader)
+    delivery = await sender.send_message(world.group.id, "new product")
+    assert delivery.error == "forbidden" and "kicked" in delivery.description
+    async with sessions() as session:
+        community = (await session.exec(select(models.Community))).one()
+        assert community.active is False
+
+
+async def test_502_twice_then_delivered_once(make_sender, emu, world):
+    sender = make_sender()
+    emu.fail_next("sendMessage", 502, "Bad Gateway", times=2)
+    delivery = await sender.send_message(world.group.id, "hello")
+    assert delivery.ok
+    assert len(emu.calls("sendMessage")) == 3
+    assert texts(emu, world.group) == ["hello"]
+    assert sender.stats.retried == 2
+
+
+async def test_server_errors_give_up_after_max_attempts(make_sender, emu, world):
+    sender = make_sender(max_attempts=3)
+    emu.fail_next("sendMessage", 500, "Internal Server Error", times=5)
+    delivery = await sender.send_message(world.group.id, "hello")
+    assert (delivery.ok, delivery.error, delivery.description) == (False, "gave_up", "Internal Server Error")
+    assert len(emu.calls("sendMessage")) == 3
+    assert sender.stats.failed == {"gave_up": 1}
+
+
+async def test_bad_html_is_a_bad_request_without_retries(make_sender, emu, world, caplog):
+    sender = make_sender()
+    delivery = await sender.send_message(world.group.id, "<b>unclosed")
+    assert (delivery.ok, delivery.error) == (False, "bad_request")
+    assert "can't parse entities" in delivery.description
+    assert len(emu.calls("sendMessage")) == 1
+    warning = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(str(world.group.id) in m and "can't parse entities" in m for m in warning)
+
+
+async def test_missing_chat_and_message_are_not_found(make_sender, world):
+    sender = make_sender()
+    assert (await sender.send_message(-1009999, "hi")).error == "not_found"
+    assert (await sender.edit_message_text(world.group.id, 9999, "hi")).error == "not_found"
+
+
+async def test_edit_to_the_same_text_is_success(make_sender, emu, world):
+    sender = make_sender()
+    sent = await sender.send_message(world.group.id, "Eggs: 3 left")
+    same = await sender.edit_message_text(world.group.id, sent.message.message_id, "Eggs: 3 left")
+    assert same.ok and same.message is None and same.error is None
+    changed = await sender.edit_message_text(world.group.id, sent.message.message_id, "Eggs: 2 left")
+    assert changed.ok and changed.message.text == "Eggs: 2 left"
+    assert texts(emu, world.group) == ["Eggs: 2 left"]
+
+
+async def test_migrated_group_gets_the_message_at_its_new_id(make_sender, emu, world, monkeypatch):
+    supergroup = emu.create_group("Greens (super)", world.leader)
+    emu.add_bot_to_group(supergroup, world.leader)
+    # The emulator has no group upgrade; inject Telegram's answer to a send into the old group.
+    take_fault = emu.take_fault
+    faults = [ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                       {"migrate_to_chat_id": supergroup.id})]
+    monkeypatch.setattr(emu, "take_fault", lambda method: faults.pop() if faults else take_fault(method))
+    sender = make_sender()
+    delivery = await sender.send_message(world.group.id, "moved")
+    assert delivery.ok and delivery.message.chat.id == supergroup.id
+    assert texts(emu, supergroup) == ["moved"]
+
+
+async def test_photo_and_document(make_sender, emu, world):
+    sender = make_sender()
+    photo = await sender.send_photo(world.group.id, BufferedInputFile(b"\x89PNG", "eggs.png"), caption="<i>eggs</i>")
+    document = await sender.send_document(world.ann.id, BufferedInputFile(b"a,b\n", "orders.csv"), caption="orders")
+    assert photo.ok and document.ok
+    assert texts(emu, world.group) == ["eggs"]
+    assert emu.bot_messages(world.ann)[-1].document.text() == "a,b\n"
+
+
+async def test_order_in_one_chat_is_kept(make_sender, emu, world):
+    # 20 a second into private chats keeps the test short; the order must survive retries too.
+    emu.rate_limits.per_private = (20, 1.0)
+    bob = emu.add_user("Bob")
+    emu.send(bob, None, "/start")
+    sender = make_sender(MemoryBudget(Limits(private=Limit(20, 1.0))))
+    emu.fail_next("sendMessage", 502, "Bad Gateway", times=3)
+    futures = [sender.send_message(user.id, f"{user.first_name} {n}") for n in range(10) for user in (world.ann, bob)]
+    deliveries = await asyncio.gather(*futures)
+    assert all(d.ok for d in deliveries)
+    for user in (world.ann, bob):
+        assert texts(emu, user) == [f"{user.first_name} {n}" for n in range(10)]
+
+
+async def test_sends_into_one_group_are_paced_without_429(make_sender, emu, world):
+    """25 posts, 20 allowed per window: 20 go at once, 5 when the window moves on, no 429."""
+    emu.rate_limits.per_group = (20, 1.0 - LATENCY_ALLOWANCE)
+    sender = make_sender(MemoryBudget(Limits(group=Limit(20, 1.0))))
+    started = time.monotonic()
+    deliveries = await asyncio.gather(*(sender.send_message(world.group.id, f"post {n}") for n in range(25)))
+    elapsed = time.monotonic() - started
+    assert all(d.ok for d in deliveries)
+    assert texts(emu, world.group) == [f"post {n}" for n in range(25)]
+    assert answered_429(emu) == 0 and sender.stats.rate_limited == 0
+    assert 1.0 <= elapsed < 1.5
+
+
+async def test_broadcast_runs_at_the_overall_limit(make_sender, emu, world):
+    """60 private chats at 30 a second: two bursts a second apart, without asking once per chat meanwhile."""
+
+    class CountingBudget(MemoryBudget):
+        calls = 0
+
+        async def acquire(self, chat_id):
+            CountingBudget.calls += 1
+            return await super().acquire(chat_id)
+
+    emu.rate_limits.overall = (30, 1.0 - LATENCY_ALLOWANCE)
+    users = [emu.add_user(f"U{n}") for n in range(60)]
+    for user in users:
+        emu.send(user, None, "/start")
+    sender = make_sender(CountingBudget())
+    started = time.monotonic()
+    deliveries = await asyncio.gather(*(sender.send_message(user.id, "sale") for user in users))
+    elapsed = time.monotonic() - started
+    assert all(d.ok for d in deliveries) and sender.stats.sent == 60
+    assert answered_429(emu) == 0
+    assert 1.0 <= elapsed < 1.5
+    assert CountingBudget.calls <= 60 + 2 * 8  # at most one refusal per worker per wait
+
+
+async def test_two_senders_share_one_redis_budget(bot, sessions, emu, world):
+    """Two "processes" (a sender and a Redis connection each) broadcast together at 30 a second."""
+    clients = [Redis.from_url(REDIS_URL) for _ in range(2)]
+    try:
+        await clients[0].ping()
+    except (RedisConnectionError, OSError) as exc:
+        for client in clients:
+            await client.aclose()
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis at {REDIS_URL} is required in CI: {exc}")
+        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
+    emu.rate_limits.overall = (30, 1.0 - LATENCY_ALLOWANCE)
+    users = [emu.add_user(f"U{n}") for n in range(60)]
+    for user in users:
+        emu.send(user, None, "/start")
+    prefix = f"ccb:test:{uuid.uuid4().hex}"
+    senders = [Sender(bot, sessions, RedisBudget(client, prefix=prefix)) for client in clients]
+    for sender in senders:
+        sender.start()
+    started = time.monotonic()
+    try:
+        deliveries = await asyncio.gather(
+            *(senders[n % 2].send_message(user.id, "sale") for n, user in enumerate(users))
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        for sender in senders:
+            await sender.stop()
+        for client in clients:
+            await client.aclose()
+    assert all(d.ok for d in deliveries)
+    assert [s.stats.sent for s in senders] == [30, 30]
+    assert answered_429(emu) == 0
+    assert 1.0 <= elapsed < 1.5
+
+
+async def test_a_paused_chat_does_not_hold_back_others(make_sender, emu, world):
+    sender = make_sender()
+    emu.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+    later = sender.send_message(world.group.id, "later")
+    await asyncio.sleep(0.05)
+    users = [emu.add_user(f"U{n}") for n in range(10)]
+    for user in users:
+        emu.send(user, None, "/start")
+    started = time.monotonic()
+    others = await asyncio.gather(*(sender.send_message(user.id, "now") for user in users))
+    assert all(d.ok for d in others) and time.monotonic() - started < 0.5
+    assert not later.done()
+    assert (await later).ok
+
+
+async def test_stop_drains_then_refuses(make_sender, world):
+    sender = make_sender()
+    last = sender.send_message(world.group.id, "last one")
+    await sender.stop(drain=True)
+    assert last.result().ok
+    with pytest.raises(RuntimeError):
+        sender.send_message(world.group.id, "too late")
+
+
+async def test_stop_resolves_what_it_could_not_send(make_sender, emu, world):
+    sender = make_sender()
+    emu.fail_next("sendMessage", 429, "Too Many Requests: retry after 5", retry_after=5)
+    futures = [sender.send_message(world.group.id, f"m{n}") for n in range(3)]
+    await asyncio.sleep(0.1)
+    await sender.stop(drain=True, timeout=0.1)
+    assert [f.result().error for f in futures] == ["gave_up"] * 3
+    assert texts(emu, world.group) == []
+
+
+async def test_withdrawn_message_is_not_sent(make_sender, emu, world):
+    sender = make_sender()
+    emu.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+    first = sender.send_message(world.group.id, "first")
+    withdrawn = sender.send_message(world.group.id, "never mind")
+    withdrawn.cancel()
+    assert (await first).ok
+    await sender.stop()
+    assert texts(emu, world.group) == ["first"]
