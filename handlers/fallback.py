@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiogram import F, Router
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, Message, PreCheckoutQuery
 from aiogram.utils.i18n import gettext as _
 
 router = Router(name=__name__)
@@ -21,3 +21,9 @@ async def on_unknown_private(message: Message) -> None:
 async def on_stale_button(query: CallbackQuery) -> None:
     """Buttons from an older version, or forged data: answer so the client stops spinning."""
     await query.answer(_("This button is no longer valid."), show_alert=True)
+
+
+@router.pre_checkout_query()
+async def on_unexpected_checkout(query: PreCheckoutQuery) -> None:
+    """Telegram waits at most 10 s for an answer; a payment no feature claims is declined at once."""
+    await query.answer(ok=False, error_message=_("This payment is not expected. Nothing was charged."))

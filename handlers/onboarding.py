@@ -72,10 +72,12 @@ async def on_bot_membership(update: ChatMemberUpdated, bot: Bot, session: AsyncS
     if result.refresh_leaders:
         await leaders.refresh(bot, session, community, now=now)
     if result.change in (Change.ADDED, Change.RETURNED):
-        key = ("Hello, {title}! I am your community's shop assistant. Leaders: open the menu in a private chat with me to set things up."
-               if result.change is Change.ADDED else
-               "I am back in {title}. Everything you set up before is still here.")
-        text = translate(key, locale, title=escape(community.title))
+        title = escape(community.title)
+        if result.change is Change.ADDED:
+            text = translate("Hello, {title}! I am your community's shop assistant. Leaders: open the menu in a private chat with me to set things up.",
+                             locale, title=title)
+        else:
+            text = translate("I am back in {title}. Everything you set up before is still here.", locale, title=title)
         markup = InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(
             text=translate("Open the leader menu", locale),
             url=deeplinks.build(bot_username, "admin", community.id),
