@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from html import escape
 
+from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.services.errors import DomainError
+from bot.services.money import format_money
 
 
-def error_text(err: DomainError) -> str:
+def error_text(err: DomainError, *, currency: str | None = None) -> str:
+    """The refusal in the current update's language; `currency` formats amounts in it."""
     p = err.params
     match err.code:
         case "timezone_unknown":
@@ -32,5 +35,105 @@ def error_text(err: DomainError) -> str:
             return _("That language is not available.")
         case "community_unknown":
             return _("That community no longer exists.")
+        case "money_format":
+            return _("“{value}” is not an amount. Send a number such as 12.5 or 12,50.").format(value=escape(str(p.get("value", ""))))
+        case "money_negative":
+            return _("The amount cannot be negative.")
+        case "money_precision":
+            return _("{currency} has {digits} decimal places; send the amount with no more than that.").format(currency=p.get("currency"), digits=p.get("digits"))
+        case "money_too_large":
+            return _("That amount is too large.")
+        case "product_title_empty":
+            return _("The title is empty. Send the product's name as text.")
+        case "product_title_too_long":
+            return _("The title has {length} characters; the limit is {max}. Send a shorter one.").format(length=p.get("length"), max=p.get("max"))
+        case "product_description_too_long":
+            return _("The description has {length} characters; the limit is {max}. Send a shorter one.").format(length=p.get("length"), max=p.get("max"))
+        case "product_price_zero":
+            return _("The price must be more than zero.")
+        case "product_stock_format" | "product_limit_format":
+            return _("“{value}” is not a whole number.").format(value=escape(str(p.get("value", ""))))
+        case "product_stock_range" | "product_limit_range":
+            return _("Send a whole number from 1 to {max}.").format(max=p.get("max"))
+        case "product_unknown":
+            return _("That product does not exist in this community.")
+        case "product_unknown_number":
+            return _("There is no product #{number} here. The number is on the product's card.").format(number=p.get("number"))
+        case "product_paused":
+            return _("Product #{number} is paused for now.").format(number=p.get("number"))
+        case "product_archived":
+            return _("Product #{number} is no longer sold.").format(number=p.get("number", ""))
+        case "product_sold_out":
+            return _("Product #{number} is sold out.").format(number=p.get("number"))
+        case "quantity_format":
+            return _("“{value}” is not a quantity. Send a whole number such as 2.").format(value=escape(str(p.get("value", ""))))
+        case "quantity_zero":
+            return _("The quantity must be at least 1.")
+        case "quantity_negative":
+            return _("The quantity cannot be negative.")
+        case "quantity_too_large":
+            return _("At most {max} at a time.").format(max=p.get("max"))
+        case "quantity_over_stock":
+            return _("Only {available} left. Send a smaller quantity.").format(available=p.get("available"))
+        case "quantity_over_limit":
+            return _("Each member may buy at most {limit}; you can still buy {left}.").format(limit=p.get("limit"), left=p.get("left"))
+        case "price_changed":
+            return _("The price changed since you saw it. Please check the new summary.")
+        case "pickup_required":
+            return _("Choose a pickup point first.")
+        case "delivery_disabled":
+            return _("This community does not deliver; choose a pickup point.")
+        case "address_empty":
+            return _("The address is empty. Send the delivery address as text.")
+        case "address_too_long":
+            return _("The address is too long (at most {max} characters).").format(max=p.get("max"))
+        case "payment_unavailable":
+            return _("That way of paying is not available here.")
+        case "coupon_unknown":
+            return _("There is no coupon “{code}”. Check the code and send it again.").format(code=escape(str(p.get("code", ""))))
+        case "coupon_other_community":
+            return _("Coupon “{code}” belongs to another community.").format(code=escape(str(p.get("code", ""))))
+        case "coupon_not_yours":
+            return _("This coupon belongs to someone else.")
+        case "coupon_expired":
+            return _("This coupon has expired.")
+        case "coupon_used":
+            return _("This coupon has already been used.")
+        case "coupon_below_minimum":
+            amount = p.get("min_spend", 0)
+            shown = format_money(amount, currency, I18n.get_current().current_locale) if currency else str(amount)
+            return _("This coupon needs a minimum spend of {amount}.").format(amount=shown)
+        case "coupon_percent_range":
+            return _("A percentage must be from 1 to 100.")
+        case "coupon_value_zero":
+            return _("The amount must be more than zero.")
+        case "coupon_expiry_past":
+            return _("The expiry must be in the future.")
+        case "coupon_code_format":
+            return _("A code is 1 to {max} letters, digits, - or _.").format(max=p.get("max"))
+        case "coupon_code_taken":
+            return _("The code {code} is already taken in this community.").format(code=escape(str(p.get("code", ""))))
+        case "order_unknown":
+            return _("That order does not exist.")
+        case "order_not_cancellable" | "order_not_payable":
+            return _("This order can no longer be changed.")
+        case "order_cancel_window":
+            return _("Orders can only be cancelled within {hours} hours of ordering. Ask the leader.").format(hours=p.get("hours"))
+        case "order_expired":
+            return _("This order expired before it was paid. Please order again.")
+        case "payment_amount_mismatch":
+            return _("The amount does not match the order. Please order again.")
+        case "post_time_format":
+            return _("“{value}” is not a time. Send HH:MM (for example 18:30) or YYYY-MM-DD HH:MM.").format(value=escape(str(p.get("value", ""))))
+        case "post_time_past":
+            return _("That time has already passed.")
+        case "post_time_far":
+            return _("Posts can be scheduled up to 60 days ahead.")
+        case "post_not_scheduled":
+            return _("That post is no longer scheduled.")
+        case "community_inactive":
+            return _("I am not in that group any more. Add me back first.")
+        case "shop_setting_invalid":
+            return _("That value is not allowed.")
         case _:
             return _("That did not work ({code}).").format(code=err.code)

@@ -57,3 +57,6 @@ async def refresh_leaders(app: App, now: datetime) -> str:
             else:
                 failed += 1
     return f"{refreshed} refreshed, {failed} unavailable"
+
+
+# Feature modules register their jobs on import (each feature adds its line here).

@@ -18,6 +18,10 @@ class Section(StrEnum):
     LANGUAGE = "lang"
     PICKUPS = "pick"
     AUDIT = "audit"
+    PRODUCTS = "prod"
+    ORDERS = "ord"
+    COUPONS = "coup"
+    SHOP = "shop"
 
 
 class AdminPick(CallbackData, prefix="ap"):
@@ -72,3 +76,9 @@ class PrivacyAction(StrEnum):
 
 class Privacy(CallbackData, prefix="pv"):
     action: PrivacyAction
+
+
+class BuyProduct(CallbackData, prefix="by"):
+    """The Buy button on a product card in the group."""
+
+    product_id: int

@@ -2,7 +2,24 @@
 
 from models.audit import AuditLog
 from models.community import REQUIRED_RIGHTS, Community, PickupPoint
+from models.job_mark import JobMark
 from models.member import Member, MemberStatus
+from models.shop import (
+    Coupon,
+    CouponKind,
+    CouponRedemption,
+    Order,
+    OrderStatus,
+    PaymentMethod,
+    PostStatus,
+    Product,
+    ProductPost,
+    ProductStatus,
+)
 from models.user import User
 
-__all__ = ["AuditLog", "Community", "Member", "MemberStatus", "PickupPoint", "REQUIRED_RIGHTS", "User"]
+__all__ = [
+    "AuditLog", "Community", "Coupon", "CouponKind", "CouponRedemption", "JobMark", "Member", "MemberStatus", "Order",
+    "OrderStatus", "PaymentMethod", "PickupPoint", "PostStatus", "Product", "ProductPost", "ProductStatus",
+    "REQUIRED_RIGHTS", "User",
+]

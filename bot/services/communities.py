@@ -10,7 +10,7 @@ from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services import audit
+from bot.services import audit, members
 from bot.services.users import Profile, upsert_user
 from models import AuditLog, Community, Member, MemberStatus
 
@@ -139,13 +139,11 @@ async def set_leaders(session: AsyncSession, *, community_id: int, admins: list[
     admin_ids = {p.id for p in admins}
     for profile in admins:
         await upsert_user(session, profile, now=now)
-        member = await _member(session, community_id, profile.id)
-        if member is None:
-            session.add(Member(community_id=community_id, user_id=profile.id, is_leader=True, joined_at=now))
-        else:
-            member.is_leader = True
-            if member.status != MemberStatus.MEMBER:
-                member.status, member.left_at = MemberStatus.MEMBER, None
+        # Insert-or-get: the activity flusher and join handlers create member rows concurrently.
+        member = await members.ensure(session, community_id=community_id, user_id=profile.id, now=now)
+        member.is_leader = True
+        if member.status != MemberStatus.MEMBER:
+            member.status, member.left_at = MemberStatus.MEMBER, None
     await session.execute(
         update(Member)
         .where(Member.community_id == community_id, col(Member.is_leader), col(Member.user_id).not_in(admin_ids))

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.services.upsert import insert_for
 from bot.services.users import Profile, upsert_user
 from models import Community, Member, MemberStatus
 
@@ -17,6 +18,24 @@ PRESENT_STATUSES = ("creator", "administrator", "member", "restricted")
 async def get(session: AsyncSession, *, community_id: int, user_id: int) -> Member | None:
     result = await session.exec(select(Member).where(Member.community_id == community_id, Member.user_id == user_id))
     return result.first()
+
+
+async def ensure(session: AsyncSession, *, community_id: int, user_id: int, now: datetime) -> Member:
+    """The membership row, created (as a present member since `now`) if missing. Does not commit.
+
+    A join arrives twice at once (the chat_member update and the service message), and the
+    activity flusher inserts members in batches meanwhile, so the row is created with INSERT ...
+    ON CONFLICT DO NOTHING rather than a check followed by an insert.
+    """
+    stmt = insert_for(session, Member.__table__).values(
+        community_id=community_id, user_id=user_id, status=MemberStatus.MEMBER.value, is_leader=False,
+        joined_at=now, message_count=0, invite_depth=0,
+    ).on_conflict_do_nothing(index_elements=["community_id", "user_id"])
+    await session.execute(stmt)
+    result = await session.exec(
+        select(Member).where(Member.community_id == community_id, Member.user_id == user_id).execution_options(populate_existing=True)
+    )
+    return result.one()
 
 
 async def on_member_status(
@@ -33,11 +52,8 @@ async def on_member_status(
     `now` is the update's own date, so a late delivery still records when it happened.
     """
     await upsert_user(session, profile, now=now)
-    member = await get(session, community_id=community.id, user_id=profile.id)
+    member = await ensure(session, community_id=community.id, user_id=profile.id, now=now)
     present = new_status in PRESENT_STATUSES
-    if member is None:
-        member = Member(community_id=community.id, user_id=profile.id, joined_at=now)
-        session.add(member)
     was_present = old_status in PRESENT_STATUSES
     if present:
         if not was_present or member.status != MemberStatus.MEMBER:

@@ -1,0 +1,160 @@
+"""Coupons: created by leaders by hand or issued by later features, checked and redeemed at checkout.
+
+Redemption happens inside the order's transaction: an atomic conditional UPDATE on the coupon
+(single-use coupons cannot be taken twice) plus a unique (coupon, member) redemption row (a
+member cannot use a shared coupon twice). A cancelled order gives its coupon back.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.services import audit
+from bot.services.errors import DomainError
+from models.shop import Coupon, CouponKind, CouponRedemption
+
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud and retyped
+CODE_MAX = 32
+
+
+@dataclass(frozen=True, slots=True)
+class CouponSpec:
+    kind: CouponKind
+    value: int
+    cap: int | None = None
+    min_spend: int = 0
+    expires_at: datetime | None = None
+    single_use: bool = True
+    owner_id: int | None = None
+    code: str | None = None  # generated when None
+    source: str = "manual"
+
+
+def normalize_code(raw: str) -> str:
+    return "".join(raw.split()).upper()
+
+
+def new_code(prefix: str = "") -> str:
+    return prefix + "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
+
+
+def discount_for(coupon: Coupon, subtotal: int) -> int:
+    """How much the coupon takes off `subtotal` (never more than the subtotal)."""
+    if coupon.kind == CouponKind.FIXED:
+        off = coupon.value
+    else:
+        off = subtotal * coupon.value // 100
+        if coupon.cap is not None:
+            off = min(off, coupon.cap)
+    return max(0, min(off, subtotal))
+
+
+async def issue(session: AsyncSession, *, community_id: int, spec: CouponSpec, actor_id: int | None, now: datetime,
+                commit: bool = True) -> Coupon:
+    """Create a coupon. Leaders' hand-made coupons and later features' rewards both come here."""
+    if spec.kind == CouponKind.PERCENT and not 1 <= spec.value <= 100:
+        raise DomainError("coupon_percent_range")
+    if spec.kind == CouponKind.FIXED and spec.value <= 0:
+        raise DomainError("coupon_value_zero")
+    if spec.cap is not None and spec.cap <= 0:
+        raise DomainError("coupon_value_zero")
+    if spec.expires_at is not None and spec.expires_at <= now:
+        raise DomainError("coupon_expiry_past")
+    code = normalize_code(spec.code) if spec.code else new_code()
+    if not code or len(code) > CODE_MAX or not code.replace("-", "").replace("_", "").isalnum():
+        raise DomainError("coupon_code_format", max=CODE_MAX)
+    coupon = Coupon(community_id=community_id, code=code, owner_id=spec.owner_id, kind=spec.kind, value=spec.value,
+                    cap=spec.cap, min_spend=spec.min_spend, expires_at=spec.expires_at, single_use=spec.single_use,
+                    source=spec.source, created_by=actor_id, created_at=now)
+    try:
+        async with session.begin_nested():
+            session.add(coupon)
+            await session.flush()
+    except IntegrityError:
+        raise DomainError("coupon_code_taken", code=code) from None
+    audit.record(session, community_id=community_id, actor_id=actor_id, action="coupon.issue",
+                 details={"id": coupon.id, "code": code, "kind": spec.kind.value, "value": spec.value, "source": spec.source}, now=now)
+    if commit:
+        await session.commit()
+    return coupon
+
+
+async def find(session: AsyncSession, *, community_id: int, code: str) -> Coupon:
+    """The coupon with this code in this community, or a clear refusal."""
+    normalized = normalize_code(code)
+    result = await session.exec(select(Coupon).where(Coupon.code == normalized))
+    matches = list(result)
+    mine = [c for c in matches if c.community_id == community_id]
+    if mine:
+        return mine[0]
+    raise DomainError("coupon_other_community" if matches else "coupon_unknown", code=normalized)
+
+
+async def check(session: AsyncSession, coupon: Coupon, *, user_id: int, subtotal: int, now: datetime) -> int:
+    """The discount this member gets on `subtotal`, or a DomainError saying why not."""
+    if coupon.owner_id is not None and coupon.owner_id != user_id:
+        raise DomainError("coupon_not_yours")
+    if coupon.expires_at is not None and coupon.expires_at <= now:
+        raise DomainError("coupon_expired")
+    if coupon.single_use and coupon.uses > 0:
+        raise DomainError("coupon_used")
+    used = await session.exec(select(CouponRedemption.id).where(CouponRedemption.coupon_id == coupon.id,
+                                                                CouponRedemption.user_id == user_id))
+    if used.first() is not None:
+        raise DomainError("coupon_used")
+    if subtotal < coupon.min_spend:
+        raise DomainError("coupon_below_minimum", min_spend=coupon.min_spend)
+    return discount_for(coupon, subtotal)
+
+
+async def redeem(session: AsyncSession, coupon: Coupon, *, user_id: int, order_id: int, now: datetime) -> None:
+    """Take the coupon for this order, inside the caller's transaction (does not commit)."""
+    stmt = update(Coupon).where(Coupon.id == coupon.id)
+    if coupon.single_use:
+        stmt = stmt.where(Coupon.uses == 0)
+    result = await session.execute(stmt.values(uses=Coupon.uses + 1))
+    if result.rowcount != 1:
+        raise DomainError("coupon_used")
+    try:
+        async with session.begin_nested():
+            session.add(CouponRedemption(coupon_id=coupon.id, order_id=order_id, user_id=user_id, created_at=now))
+            await session.flush()
+    except IntegrityError:
+        raise DomainError("coupon_used") from None
+
+
+async def release(session: AsyncSession, *, order_id: int) -> None:
+    """Give a cancelled order's coupon back (does not commit). An expired coupon stays unusable anyway."""
+    redemption = (await session.exec(select(CouponRedemption).where(CouponRedemption.order_id == order_id))).first()
+    if redemption is None:
+        return
+    await session.execute(delete(CouponRedemption).where(CouponRedemption.id == redemption.id))
+    await session.execute(update(Coupon).where(Coupon.id == redemption.coupon_id, Coupon.uses > 0).values(uses=Coupon.uses - 1))
+
+
+async def for_member(session: AsyncSession, *, community_ids: list[int], user_id: int, now: datetime) -> list[Coupon]:
+    """Coupons a member can still use: their own and open ones, unexpired, not used up by them."""
+    used = select(CouponRedemption.coupon_id).where(CouponRedemption.user_id == user_id)
+    result = await session.exec(
+        select(Coupon)
+        .where(col(Coupon.community_id).in_(community_ids),
+               (col(Coupon.owner_id) == user_id) | col(Coupon.owner_id).is_(None),
+               (col(Coupon.expires_at).is_(None)) | (col(Coupon.expires_at) > now),
+               ~(col(Coupon.single_use) & (col(Coupon.uses) > 0)),
+               col(Coupon.id).not_in(used))
+        .order_by(col(Coupon.expires_at).asc(), Coupon.id)
+    )
+    return list(result)
+
+
+async def listing(session: AsyncSession, *, community_id: int, limit: int = 30) -> list[Coupon]:
+    result = await session.exec(select(Coupon).where(Coupon.community_id == community_id)
+                                .order_by(col(Coupon.created_at).desc()).limit(limit))
+    return list(result)

@@ -1,0 +1,414 @@
+"""Orders: quoting, placing (stock reserved atomically), paying, fulfilling, cancelling, expiring.
+
+Stock never goes below zero and no order is lost or doubled, on SQLite and PostgreSQL:
+- the reservation is one conditional UPDATE (`stock >= quantity`) and it is the first write of the
+  transaction, so it takes the product's row lock (PostgreSQL) or the database write lock
+  (SQLite) before the per-member limit is counted;
+- each checkout carries a key with a unique constraint, so a double tap or a redelivered Confirm
+  finds the order it already made;
+- every state change is a conditional UPDATE from the expected state, so two paths (a member
+  cancelling, the expiry job, a payment arriving) cannot both apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from math import ceil
+
+from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.services import audit, coupons
+from bot.services.errors import DomainError
+from bot.services.money import precision
+from bot.services.products import mark_cards_stale
+from bot.services.shop_settings import shop_settings
+from models import Community, PickupPoint, User
+from models.shop import Coupon, Order, OrderStatus, PaymentMethod, Product, ProductStatus
+
+QUANTITY_MAX = 999
+ADDRESS_MAX = 300
+# States in which an order still holds stock.
+HOLDING = (OrderStatus.PENDING_PAYMENT, OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.PICKED_UP,
+           OrderStatus.AWAITING_GROUP, OrderStatus.CONFIRMED)
+OPEN = (OrderStatus.PENDING_PAYMENT, OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.AWAITING_GROUP,
+        OrderStatus.CONFIRMED)
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    product: Product
+    quantity: int
+    unit_price: int
+    subtotal: int
+    discount: int
+    total: int
+    coupon: Coupon | None
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    order: Order
+    created: bool  # False: this checkout had already made the order (double tap, redelivery)
+
+
+def parse_quantity(raw: str) -> int:
+    text = raw.strip()
+    if text.startswith("-"):
+        raise DomainError("quantity_negative")
+    if not text.isdigit():
+        raise DomainError("quantity_format", value=text[:16])
+    value = int(text)
+    if value == 0:
+        raise DomainError("quantity_zero")
+    if value > QUANTITY_MAX:
+        raise DomainError("quantity_too_large", max=QUANTITY_MAX)
+    return value
+
+
+def stars_for(total: int, currency: str, stars_per_unit: int) -> int:
+    """Stars charged for `total` minor units, rounded up so the leader never receives less."""
+    return max(1, ceil(total * stars_per_unit / 10 ** precision(currency)))
+
+
+async def bought_by(session: AsyncSession, *, product_id: int, user_id: int) -> int:
+    """Units of this product the member holds in orders that are not cancelled."""
+    result = await session.exec(
+        select(func.coalesce(func.sum(Order.quantity), 0))
+        .where(Order.product_id == product_id, Order.user_id == user_id, col(Order.status).in_(HOLDING))
+    )
+    return int(result.one())
+
+
+def _check_sellable(product: Product, quantity: int) -> None:
+    if product.status == ProductStatus.PAUSED:
+        raise DomainError("product_paused", number=product.number)
+    if product.status == ProductStatus.ARCHIVED:
+        raise DomainError("product_archived", number=product.number)
+    if product.stock is not None:
+        if product.stock <= 0:
+            raise DomainError("product_sold_out", number=product.number)
+        if quantity > product.stock:
+            raise DomainError("quantity_over_stock", available=product.stock)
+
+
+async def _check_member_limit(session: AsyncSession, product: Product, user_id: int, quantity: int) -> None:
+    if product.per_member_limit is None:
+        return
+    already = await bought_by(session, product_id=product.id, user_id=user_id)
+    if already + quantity > product.per_member_limit:
+        raise DomainError("quantity_over_limit", limit=product.per_member_limit, left=max(0, product.per_member_limit - already))
+
+
+async def quote(session: AsyncSession, *, community: Community, product_id: int, user_id: int, quantity: int,
+                coupon_code: str | None, now: datetime) -> Quote:
+    """What this order would cost now, or the reason it cannot be placed. Reads only."""
+    product = await session.get(Product, product_id)
+    if product is None or product.community_id != community.id:
+        raise DomainError("product_unknown")
+    if not 1 <= quantity <= QUANTITY_MAX:
+        raise DomainError("quantity_zero" if quantity < 1 else "quantity_too_large", max=QUANTITY_MAX)
+    _check_sellable(product, quantity)
+    await _check_member_limit(session, product, user_id, quantity)
+    subtotal = product.price * quantity
+    coupon, discount = None, 0
+    if coupon_code:
+        coupon = await coupons.find(session, community_id=community.id, code=coupon_code)
+        discount = await coupons.check(session, coupon, user_id=user_id, subtotal=subtotal, now=now)
+    return Quote(product, quantity, product.price, subtotal, discount, subtotal - discount, coupon)
+
+
+async def by_checkout_key(session: AsyncSession, checkout_key: str) -> Order | None:
+    return (await session.exec(select(Order).where(Order.checkout_key == checkout_key))).first()
+
+
+async def place(
+    session: AsyncSession,
+    *,
+    community: Community,
+    user_id: int,
+    product_id: int,
+    quantity: int,
+    unit_price: int,
+    payment_method: PaymentMethod,
+    checkout_key: str,
+    now: datetime,
+    pickup_point_id: int | None = None,
+    delivery_address: str | None = None,
+    coupon_code: str | None = None,
+    initial_status: OrderStatus = OrderStatus.PENDING_PAYMENT,
+) -> Placed:
+    """Reserve stock and create the order, all or nothing, and commit.
+
+    `unit_price` is the price the member saw on the summary; if the leader changed it since, the
+    order is refused with `price_changed` so the member confirms the new price.
+    """
+    existing = await by_checkout_key(session, checkout_key)
+    if existing is not None:
+        return Placed(existing, created=False)
+    settings = shop_settings(community)
+    await _check_fulfilment(session, community, pickup_point_id, delivery_address)
+    if payment_method == PaymentMethod.STARS and not (settings.stars_enabled and settings.stars_per_unit > 0):
+        raise DomainError("payment_unavailable")
+    if payment_method == PaymentMethod.PICKUP and not settings.pay_at_pickup:
+        raise DomainError("payment_unavailable")
+    if not 1 <= quantity <= QUANTITY_MAX:
+        raise DomainError("quantity_zero" if quantity < 1 else "quantity_too_large", max=QUANTITY_MAX)
+    try:
+        reserved = await session.execute(
+            update(Product)
+            .where(Product.id == product_id, Product.community_id == community.id, Product.status == ProductStatus.ACTIVE,
+                   Product.price == unit_price, (col(Product.stock).is_(None)) | (col(Product.stock) >= quantity))
+            # NULL stock (unlimited) stays NULL: NULL - n is NULL in SQL.
+            .values(stock=Product.stock - quantity, sold=Product.sold + quantity, updated_at=now)
+        )
+        if reserved.rowcount != 1:
+            product = await session.get(Product, product_id, populate_existing=True)
+            if product is None or product.community_id != community.id:
+                raise DomainError("product_unknown")
+            _check_sellable(product, quantity)
+            raise DomainError("price_changed", price=product.price)
+        product = await session.get(Product, product_id, populate_existing=True)
+        # Counted under the lock the reservation took, so two checkouts by one member cannot
+        # both pass; this order's row does not exist yet.
+        await _check_member_limit(session, product, user_id, quantity)
+        subtotal = unit_price * quantity
+        coupon, discount = None, 0
+        if coupon_code:
+            coupon = await coupons.find(session, community_id=community.id, code=coupon_code)
+            discount = await coupons.check(session, coupon, user_id=user_id, subtotal=subtotal, now=now)
+        total = subtotal - discount
+        online = payment_method in (PaymentMethod.PROVIDER, PaymentMethod.STARS)
+        order = Order(
+            community_id=community.id, product_id=product_id, user_id=user_id, quantity=quantity,
+            unit_price=unit_price, discount=discount, total=total, currency=community.currency,
+            stars_total=stars_for(total, community.currency, settings.stars_per_unit) if payment_method == PaymentMethod.STARS else None,
+            status=initial_status, payment_method=payment_method, pickup_point_id=pickup_point_id,
+            delivery_address=delivery_address, coupon_id=coupon.id if coupon else None, checkout_key=checkout_key,
+            expires_at=now + timedelta(minutes=settings.unpaid_minutes) if online and initial_status == OrderStatus.PENDING_PAYMENT else None,
+            created_at=now, updated_at=now,
+        )
+        session.add(order)
+        await session.flush()
+        if coupon is not None:
+            await coupons.redeem(session, coupon, user_id=user_id, order_id=order.id, now=now)
+        await mark_cards_stale(session, product_id=product_id)
+        await session.commit()
+        return Placed(order, created=True)
+    except IntegrityError:
+        await session.rollback()
+        existing = await by_checkout_key(session, checkout_key)
+        if existing is None:
+            raise
+        return Placed(existing, created=False)
+    except DomainError:
+        await session.rollback()
+        raise
+
+
+async def _check_fulfilment(session: AsyncSession, community: Community, pickup_point_id: int | None,
+                            delivery_address: str | None) -> None:
+    if pickup_point_id is not None:
+        point = await session.get(PickupPoint, pickup_point_id)
+        if point is None or point.community_id != community.id or point.removed_at is not None:
+            raise DomainError("pickup_unknown")
+        return
+    if delivery_address is not None:
+        if not shop_settings(community).delivery_enabled:
+            raise DomainError("delivery_disabled")
+        if not delivery_address.strip():
+            raise DomainError("address_empty")
+        if len(delivery_address) > ADDRESS_MAX:
+            raise DomainError("address_too_long", max=ADDRESS_MAX)
+        return
+    raise DomainError("pickup_required")
+
+
+async def get(session: AsyncSession, order_id: int) -> Order:
+    order = await session.get(Order, order_id)
+    if order is None:
+        raise DomainError("order_unknown")
+    return order
+
+
+async def _transition(session: AsyncSession, order: Order, *, from_: tuple[str, ...], to: OrderStatus, now: datetime,
+                      **values: object) -> bool:
+    """Move the order from one of `from_` to `to` if nobody else moved it first."""
+    result = await session.execute(
+        update(Order).where(Order.id == order.id, col(Order.status).in_(from_))
+        .values(status=to, updated_at=now, **values)
+    )
+    if result.rowcount != 1:
+        return False
+    await session.refresh(order)
+    return True
+
+
+async def _return_stock(session: AsyncSession, order: Order, now: datetime) -> None:
+    await session.execute(
+        update(Product).where(Product.id == order.product_id)
+        .values(stock=Product.stock + order.quantity, sold=Product.sold - order.quantity, updated_at=now)
+    )
+    await coupons.release(session, order_id=order.id)
+    await mark_cards_stale(session, product_id=order.product_id)
+
+
+async def cancel(session: AsyncSession, *, order: Order, reason: str, actor_id: int | None, now: datetime,
+                 by_member: bool = False) -> Order:
+    """Cancel, return stock and coupon, and commit. A paid order becomes refund-due (Stars are
+    refunded by the caller through Telegram, then `mark_refunded`)."""
+    if by_member:
+        community = await session.get(Community, order.community_id)
+        window = timedelta(hours=shop_settings(community).cancel_hours)
+        if order.status not in (OrderStatus.PENDING_PAYMENT, OrderStatus.PAID, OrderStatus.AWAITING_GROUP):
+            raise DomainError("order_not_cancellable", status=order.status)
+        if now - order.created_at > window:
+            raise DomainError("order_cancel_window", hours=int(window.total_seconds() // 3600))
+    paid = order.paid_at is not None
+    target = OrderStatus.REFUND_DUE if paid else OrderStatus.CANCELLED
+    moved = await _transition(session, order, from_=OPEN, to=target, now=now, cancelled_at=now, cancel_reason=reason[:32])
+    if not moved:
+        await session.rollback()
+        raise DomainError("order_not_cancellable", status=order.status)
+    await _return_stock(session, order, now)
+    audit.record(session, community_id=order.community_id, actor_id=actor_id, action="order.cancel",
+                 details={"id": order.id, "reason": reason, "refund_due": paid}, now=now)
+    await session.commit()
+    return order
+
+
+async def expire_due(session: AsyncSession, *, now: datetime, limit: int = 500) -> list[Order]:
+    """Cancel unpaid online orders past their deadline (the job's work); each is its own commit."""
+    due = list(await session.exec(
+        select(Order).where(Order.status == OrderStatus.PENDING_PAYMENT, col(Order.expires_at).is_not(None),
+                            col(Order.expires_at) <= now).order_by(Order.id).limit(limit)
+    ))
+    expired = []
+    for order in due:
+        try:
+            expired.append(await cancel(session, order=order, reason="expired", actor_id=None, now=now))
+        except DomainError:
+            continue  # paid or cancelled meanwhile
+    return expired
+
+
+async def check_payment(session: AsyncSession, *, order_id: int, user_id: int, currency: str, amount: int,
+                        now: datetime) -> Order:
+    """Pre-checkout: the order is this user's, still unpaid and unexpired, and the amount is right."""
+    order = await session.get(Order, order_id)
+    if order is None or order.user_id != user_id:
+        raise DomainError("order_unknown")
+    if order.status != OrderStatus.PENDING_PAYMENT:
+        raise DomainError("order_not_payable", status=order.status)
+    if order.expires_at is not None and order.expires_at <= now:
+        raise DomainError("order_expired")
+    expected = (order.stars_total, "XTR") if order.payment_method == PaymentMethod.STARS else (order.total, order.currency)
+    if (amount, currency) != expected:
+        raise DomainError("payment_amount_mismatch")
+    return order
+
+
+async def record_payment(session: AsyncSession, *, order_id: int, user_id: int, currency: str, amount: int,
+                         telegram_charge_id: str, provider_charge_id: str | None, now: datetime) -> tuple[Order, bool]:
+    """`successful_payment`: mark paid exactly once, and commit. Returns (order, newly_paid).
+
+    A second delivery of the same payment finds its charge id and changes nothing. Money that
+    arrives for an order that was cancelled meanwhile is kept visible as refund-due.
+    """
+    same = (await session.exec(select(Order).where(Order.telegram_charge_id == telegram_charge_id))).first()
+    if same is not None:
+        return same, False
+    order = await session.get(Order, order_id)
+    if order is None or order.user_id != user_id:
+        raise DomainError("order_unknown")
+    values = {"telegram_charge_id": telegram_charge_id, "provider_charge_id": provider_charge_id, "paid_at": now}
+    try:
+        if await _transition(session, order, from_=(OrderStatus.PENDING_PAYMENT,), to=OrderStatus.PAID, now=now,
+                             expires_at=None, **values):
+            audit.record(session, community_id=order.community_id, actor_id=user_id, action="order.paid",
+                         details={"id": order.id, "amount": amount, "currency": currency}, now=now)
+            await session.commit()
+            return order, True
+        # Cancelled (expired) before the money arrived: the member paid for nothing.
+        await session.execute(update(Order).where(Order.id == order.id).values(status=OrderStatus.REFUND_DUE, updated_at=now, **values))
+        audit.record(session, community_id=order.community_id, actor_id=user_id, action="order.paid_after_cancel",
+                     details={"id": order.id, "amount": amount, "currency": currency}, now=now)
+        await session.commit()
+        await session.refresh(order)
+        return order, False
+    except IntegrityError:
+        await session.rollback()
+        same = (await session.exec(select(Order).where(Order.telegram_charge_id == telegram_charge_id))).first()
+        if same is None:
+            raise
+        return same, False
+
+
+async def mark_refunded(session: AsyncSession, *, order: Order, actor_id: int | None, now: datetime) -> bool:
+    moved = await _transition(session, order, from_=(OrderStatus.REFUND_DUE,), to=OrderStatus.REFUNDED, now=now)
+    if moved:
+        audit.record(session, community_id=order.community_id, actor_id=actor_id, action="order.refunded",
+                     details={"id": order.id}, now=now)
+        await session.commit()
+    return moved
+
+
+LEADER_STEPS = {
+    OrderStatus.PAID: ((OrderStatus.PENDING_PAYMENT,), "paid_at"),
+    OrderStatus.FULFILLED: ((OrderStatus.PAID, OrderStatus.PENDING_PAYMENT, OrderStatus.CONFIRMED), "fulfilled_at"),
+    OrderStatus.PICKED_UP: ((OrderStatus.FULFILLED, OrderStatus.PAID, OrderStatus.CONFIRMED), "picked_up_at"),
+}
+
+
+async def leader_mark(session: AsyncSession, *, order: Order, to: OrderStatus, actor_id: int, now: datetime) -> bool:
+    """A leader moves an order forward (paid at pickup, fulfilled, picked up) and commits.
+
+    Only pay-at-pickup orders can be marked paid by hand; online payments come from Telegram.
+    Returns False when the order was not in a state that allows the step (nothing changes).
+    """
+    sources, stamp = LEADER_STEPS[to]
+    if to == OrderStatus.PAID and order.payment_method != PaymentMethod.PICKUP:
+        return False
+    if to == OrderStatus.FULFILLED and order.status == OrderStatus.PENDING_PAYMENT and order.payment_method != PaymentMethod.PICKUP:
+        return False
+    moved = await _transition(session, order, from_=sources, to=to, now=now, **{stamp: now}, **({"expires_at": None} if to == OrderStatus.PAID else {}))
+    if moved:
+        audit.record(session, community_id=order.community_id, actor_id=actor_id, action=f"order.{to.value}",
+                     details={"id": order.id}, now=now)
+        await session.commit()
+    return moved
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRow:
+    order: Order
+    product: Product
+    buyer: User
+    pickup: PickupPoint | None
+
+
+async def search(session: AsyncSession, *, community_id: int, product_id: int | None = None,
+                 pickup_point_id: int | None = None, statuses: tuple[str, ...] | None = None,
+                 user_id: int | None = None, limit: int | None = 50) -> list[OrderRow]:
+    query = (
+        select(Order, Product, User, PickupPoint)
+        .join(Product, Product.id == Order.product_id)
+        .join(User, User.id == Order.user_id)
+        .join(PickupPoint, PickupPoint.id == Order.pickup_point_id, isouter=True)
+        .where(Order.community_id == community_id)
+        .order_by(col(Order.created_at).desc(), col(Order.id).desc())
+    )
+    if product_id is not None:
+        query = query.where(Order.product_id == product_id)
+    if pickup_point_id is not None:
+        query = query.where(Order.pickup_point_id == pickup_point_id)
+    if statuses:
+        query = query.where(col(Order.status).in_(statuses))
+    if user_id is not None:
+        query = query.where(Order.user_id == user_id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [OrderRow(*row) for row in await session.exec(query)]
