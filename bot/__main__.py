@@ -8,7 +8,7 @@ import logging
 import sys
 from datetime import datetime, timezone
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, StartupError, load_settings
 
 EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 1
@@ -34,6 +34,8 @@ def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # aiogram logs every update at INFO; that is noise in production logs.
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)
+    # Alembic announces each of its autogenerate plugins at INFO on every import: noise before any error.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def _fail(message: str, code: int) -> int:
@@ -99,9 +101,6 @@ async def _run_job(settings: Settings, name: str, at: datetime) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from bot.app import StartupError
-    from bot.db import DatabaseUnavailable
-
     try:
         settings = load_settings()
         _setup_logging(settings.LOG_LEVEL)
@@ -132,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.name}: {asyncio.run(_run_job(settings, args.name, at))}")
     except ConfigError as exc:
         return _fail(str(exc), EXIT_CONFIG)
-    except (DatabaseUnavailable, StartupError) as exc:
+    except StartupError as exc:  # DatabaseUnavailable is one too
         return _fail(str(exc), EXIT_UNAVAILABLE)
     except KeyboardInterrupt:
         pass

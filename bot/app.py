@@ -14,7 +14,7 @@ from aiogram.fsm.storage.redis import RedisStorage
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError, Settings, StartupError
 from bot.db import SessionFactory, check_connection, create_engine, session_factory
 from bot.dedup import MemoryLedger, RedisLedger
 from bot.factory import ALLOWED_UPDATES, create_bot, create_dispatcher
@@ -25,10 +25,6 @@ from bot.sender import Sender
 from bot.services.activity import ActivityFlusher, ActivityTracker
 
 log = logging.getLogger(__name__)
-
-
-class StartupError(Exception):
-    """Something outside the bot is not there (database, Redis, Telegram); one line for the operator."""
 
 
 async def connect_redis(url: str) -> Redis:

@@ -49,6 +49,9 @@ COMMANDS: list[Command] = [
     _cmd("mydata", N_("Download the data the bot keeps about you"), {MEMBER}, {PRIVATE}),
     _cmd("forgetme", N_("Erase your personal data"), {MEMBER}, {PRIVATE}),
     _cmd("cancel", N_("Cancel the current form"), {MEMBER}, {PRIVATE}),
+    _cmd("buy", N_("Buy a product by the number on its card, e.g. /buy 3"), {MEMBER}, {GROUP}),
+    _cmd("orders", N_("Your orders"), {MEMBER}, {PRIVATE}),
+    _cmd("coupons", N_("Your coupons and what they take off"), {MEMBER}, {PRIVATE}),
 ]
 
 

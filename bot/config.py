@@ -22,6 +22,13 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable."""
 
 
+class StartupError(Exception):
+    """Something outside the bot is not there (database, Redis, Telegram); one line for the operator.
+
+    Defined here, not in bot.app, so that the command line can report errors without importing
+    aiogram first (seconds of start-up for a missing variable)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=True)
 

@@ -9,10 +9,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.config import StartupError
+
 SessionFactory = async_sessionmaker[AsyncSession]
 
 
-class DatabaseUnavailable(Exception):
+class DatabaseUnavailable(StartupError):
     """The database cannot be reached; the message is one line for the operator."""
 
 
@@ -24,11 +26,14 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # One writer at a time: wait for the lock instead of failing with "database is locked".
         kwargs["connect_args"] = {"timeout": 30}
+        # Rolled back on return only when a transaction is open: see _sqlite_reset.
+        kwargs["pool_reset_on_return"] = None
     else:
         kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "reset", _sqlite_reset)
     return engine
 
 
@@ -40,6 +45,20 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_reset(dbapi_connection, _record, state) -> None:
+    """The pool's reset-on-return, minus the ROLLBACK after a COMMIT.
+
+    SQLAlchemy rolls back every connection it takes back, also right after a session committed.
+    On aiosqlite each statement is a round trip to the connection's thread (the dearest part of a
+    short transaction), and a session that commits then returns its connection paid one more for a
+    ROLLBACK with nothing to roll back. SQLite knows whether a transaction is open; roll back then.
+    """
+    if state.terminate_only or not state.asyncio_safe:
+        return  # the connection is being thrown away (or cannot be awaited here): nothing to reset
+    if dbapi_connection.driver_connection.in_transaction:
+        dbapi_connection.rollback()
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:

@@ -99,10 +99,61 @@ async def member_privacy(cast: Cast) -> None:
     await cast.say(bob, "/mydata")
 
 
+async def shop(cast: Cast) -> None:
+    """A leader lists a product and posts it; two members buy, one with a coupon; the pick list."""
+    from bot.i18n import translate
+
+    emu, alice, (bob, chen) = cast.emu, cast.leader, cast.members
+    await cast.say(alice, "/admin")
+    await cast.press(alice, "📦 Products")
+    await cast.press(alice, "➕ New product")
+    await cast.say(alice, "Strawberries 500g")
+    await cast.say(alice, "Picked this morning <sweet> & fresh")
+    await cast.say(alice, "12,50")
+    await cast.say(alice, "10")
+    await cast.say(alice, "3")
+    await cast.press(alice, "No photo")
+    await cast.press(alice, "✅ Save")
+    await cast.press(alice, "📣 Post now")
+    # A coupon for Chen: 20% off, single use.
+    await cast.say(alice, "/admin")
+    await cast.press(alice, "🎟 Coupons")
+    await cast.press(alice, "➕ New coupon")
+    await cast.press(alice, "Percent")
+    await cast.say(alice, "20")
+    await cast.press(alice, "Skip")
+    await cast.press(alice, "Skip")
+    await cast.press(alice, "Skip")
+    await cast.press(alice, "Single use")
+    await cast.press(alice, "Anyone in the community")
+    await cast.say(alice, "BERRY20")
+    await cast.press(alice, "💾 Save")
+    # Bob orders by command in the group; the checkout continues privately.
+    await cast.say(bob, "/buy 1 2", cast.group)
+    await cast.press(bob, "📍 North Gate <Lobby> & Café")
+    await cast.press(bob, "Continue without a coupon")
+    await cast.press(bob, "✅ Confirm")
+    # Chen presses Buy on the card (labels are in the group's language) and follows the link.
+    card = next(m for m in reversed(emu.bot_messages(cast.group)) if m.buttons and any("/buy" in (m.text or "") for _ in [0]))
+    emu.press(chen, card, translate("🛒 Buy", "zh_Hans"))
+    await cast.settle()
+    await cast.say(chen, "/start buy-1")
+    await cast.press(chen, "1")
+    await cast.press(chen, "📍 North Gate <Lobby> & Café")
+    await cast.say(chen, "berry20")
+    await cast.press(chen, translate("✅ Confirm", "zh_Hans"))
+    # The leader prints the pick list for the pickup point.
+    await cast.say(alice, "/admin")
+    await cast.press(alice, "🧾 Orders")
+    await cast.press(alice, "📋 Pick list")
+    await cast.press(alice, "North Gate <Lobby> & Café")
+
+
 CHAPTERS: list[tuple[str, Chapter]] = [
     ("Onboarding: the bot joins the group", onboarding),
     ("The leader sets up the community", leader_settings),
     ("Members: roles, language, privacy", member_privacy),
+    ("Selling in the group: a product, two buyers, a coupon, the pick list", shop),
 ]
 
 
@@ -133,11 +184,14 @@ async def _run(locale: str, out) -> None:
             async with polling(app):
                 for title, chapter in CHAPTERS:
                     start = len(emu.transcript)
-                    await chapter(cast)
+                    print(f"\n=== {title} ===", file=out)
+                    try:
+                        await chapter(cast)
+                    finally:
+                        # Whatever happened, show the conversation up to here.
+                        print(emu.transcript.render(since=start), file=out)
                     if "community_id" not in cast.notes:
                         cast.notes["community_id"] = await _community_id(app, group.id)
-                    print(f"\n=== {title} ===", file=out)
-                    print(emu.transcript.render(since=start), file=out)
         finally:
             await emu.stop()
 

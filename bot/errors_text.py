@@ -135,5 +135,15 @@ def error_text(err: DomainError, *, currency: str | None = None) -> str:
             return _("I am not in that group any more. Add me back first.")
         case "shop_setting_invalid":
             return _("That value is not allowed.")
+        case "coupon_owner_unknown":
+            return _("“{value}” is not a member of this community. Send their @username or numeric Telegram id, or choose Anyone.").format(value=escape(str(p.get("value", ""))))
+        case "coupon_expiry_format":
+            return _("“{value}” is not an expiry. Send a number of days (for example 7) or a date as YYYY-MM-DD.").format(value=escape(str(p.get("value", ""))))
+        case "shop_setting_number":
+            return _("“{value}” is not allowed. Send a whole number from {min} to {max}.").format(value=escape(str(p.get("value", ""))), min=p.get("min"), max=p.get("max"))
+        case "shop_setting_time":
+            return _("“{value}” is not a time. Send HH:MM (for example 21:00), or off.").format(value=escape(str(p.get("value", ""))))
+        case "product_already_saved":
+            return _("This product is already saved.")
         case _:
             return _("That did not work ({code}).").format(code=err.code)

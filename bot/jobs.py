@@ -60,3 +60,6 @@ async def refresh_leaders(app: App, now: datetime) -> str:
 
 
 # Feature modules register their jobs on import (each feature adds its line here).
+from bot import jobs_posts  # noqa: E402,F401
+from bot import jobs_orders  # noqa: E402,F401
+from bot import jobs_summary  # noqa: E402,F401

@@ -82,3 +82,179 @@ class BuyProduct(CallbackData, prefix="by"):
     """The Buy button on a product card in the group."""
 
     product_id: int
+
+
+class ProductList(CallbackData, prefix="prl"):
+    """A page of the leader's product list; `archived` lists the archived products instead."""
+
+    community_id: int
+    page: int = 0
+    archived: bool = False
+
+
+class ProductOp(StrEnum):
+    NEW = "new"
+    OPEN = "open"
+    PAUSE = "pause"
+    RESUME = "resume"
+    ARCHIVE = "arch"
+    ARCHIVE_CONFIRM = "archy"
+    POST_NOW = "post"
+    SCHEDULE = "sched"
+    CANCEL_POST = "cpost"
+
+
+class ProductAction(CallbackData, prefix="pra"):
+    """A leader's action on one product (product_id 0 for NEW; post_id for CANCEL_POST)."""
+
+    community_id: int
+    product_id: int
+    op: ProductOp
+    post_id: int = 0
+
+
+class ProductFieldKey(StrEnum):
+    TITLE = "title"
+    DESCRIPTION = "desc"
+    PRICE = "price"
+    STOCK = "stock"
+    LIMIT = "limit"
+    PHOTO = "photo"
+
+
+class ProductField(CallbackData, prefix="prf"):
+    """Edit one field of a product (a one-step form)."""
+
+    community_id: int
+    product_id: int
+    field: ProductFieldKey
+
+
+class ProductFormOp(StrEnum):
+    BACK = "back"
+    CANCEL = "cancel"
+    SKIP = "skip"  # the step's "no value": Skip, Unlimited, No limit, Remove photo
+    SAVE = "save"
+
+
+class ProductFormNav(CallbackData, prefix="prn"):
+    """Buttons of the product, product-edit and post-time forms. `step` names the form step the
+    button was shown for, so a button left on an earlier prompt cannot act on a later step."""
+
+    op: ProductFormOp
+    step: str
+
+
+class CheckoutAction(StrEnum):
+    QUANTITY = "q"
+    PICKUP = "p"
+    DELIVERY = "d"
+    COUPON = "c"
+    NO_COUPON = "nc"
+    PAY = "pay"
+    CONFIRM = "ok"
+    BACK = "back"
+    CANCEL = "x"
+
+
+class Checkout(CallbackData, prefix="co"):
+    """A press in the private checkout. `tag` names the checkout, so buttons left on an older
+    checkout's messages cannot act on the current one; `value` is a quantity or an id."""
+
+    tag: str
+    action: CheckoutAction
+    value: int = 0
+
+
+class MemberOrderAction(StrEnum):
+    PAGE = "page"
+    CANCEL = "cancel"
+    CANCEL_CONFIRM = "yes"
+    PAY = "pay"  # send the invoice of an unpaid online order again
+
+
+class MemberOrders(CallbackData, prefix="mo"):
+    """A member's own order list (/orders): pages and cancelling."""
+
+    action: MemberOrderAction
+    order_id: int = 0
+    page: int = 0
+
+
+class OrdersOp(StrEnum):
+    LIST = "l"
+    STATUS_MENU = "fs"
+    PRODUCT_MENU = "fp"
+    PLACE_MENU = "fk"
+    VIEW = "v"
+    MARK_PAID = "mp"
+    MARK_FULFILLED = "mf"
+    MARK_PICKED_UP = "mu"
+    CANCEL = "x"
+    CANCEL_CONFIRM = "xy"
+    REFUND_STARS = "rs"
+    MARK_REFUNDED = "rd"
+    BULK_FULFILLED = "bf"
+    BULK_PICKED_UP = "bu"
+    BULK_FULFILLED_CONFIRM = "bfy"
+    BULK_PICKED_UP_CONFIRM = "buy"
+    PICK_LIST = "k"
+    EXPORT = "e"
+
+
+class AdminOrders(CallbackData, prefix="ao"):
+    """/admin → Orders. Every button carries the list's filter (state key, product id or 0,
+    place: pickup point id, -1 delivery or 0 any) and page, so Back returns to the same list.
+    `order_id` is the order acted on, or for a bulk confirmation the newest order counted."""
+
+    community_id: int
+    op: OrdersOp
+    status: str = "open"
+    product_id: int = 0
+    place: int = 0
+    page: int = 0
+    order_id: int = 0
+
+
+class CouponOp(StrEnum):
+    NEW = "n"
+    FIXED = "kf"
+    PERCENT = "kp"
+    SKIP = "s"
+    SINGLE_YES = "y"
+    SINGLE_NO = "m"
+    ANYONE = "a"
+    GENERATE = "g"
+    SAVE = "v"
+    BACK = "b"
+    CANCEL = "c"
+
+
+class CouponAdmin(CallbackData, prefix="cp"):
+    """/admin → Coupons and the coupon form's buttons (the form's community is in its FSM data;
+    `step` names the step a button was shown for, so a stale button cannot act on a later step)."""
+
+    op: CouponOp
+    community_id: int = 0
+    step: str = ""
+
+
+class ShopOp(StrEnum):
+    PAY_AT_PICKUP = "pp"
+    STARS = "st"
+    STARS_RATE = "sr"
+    DELIVERY = "dl"
+    UNPAID_MINUTES = "um"
+    CANCEL_HOURS = "ch"
+    SUMMARY_TIME = "sm"
+    POST_GRACE = "pg"
+    SUMMARY_OFF = "so"
+    BACK = "b"
+    CANCEL = "c"
+
+
+class ShopOption(CallbackData, prefix="ss"):
+    """Settings → Shop options: a toggle, the start of a one-step form, or the form's buttons."""
+
+    op: ShopOp
+    community_id: int = 0

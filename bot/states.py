@@ -8,3 +8,55 @@ class SettingsForm(StatesGroup):
     currency = State()
     pickup_add = State()
     pickup_rename = State()
+
+
+class ProductForm(StatesGroup):
+    title = State()
+    description = State()
+    price = State()
+    stock = State()
+    limit = State()
+    photo = State()
+    preview = State()
+
+
+class ProductEditForm(StatesGroup):
+    title = State()
+    description = State()
+    price = State()
+    stock = State()
+    limit = State()
+    photo = State()
+
+
+class PostForm(StatesGroup):
+    time = State()
+
+
+class CheckoutForm(StatesGroup):
+    quantity = State()
+    pickup = State()
+    address = State()
+    coupon = State()
+    payment = State()
+    summary = State()
+
+
+class CouponForm(StatesGroup):
+    kind = State()
+    value = State()
+    cap = State()
+    min_spend = State()
+    expiry = State()
+    single_use = State()
+    owner = State()
+    code = State()
+    preview = State()
+
+
+class ShopSettingsForm(StatesGroup):
+    stars_per_unit = State()
+    unpaid_minutes = State()
+    cancel_hours = State()
+    summary_time = State()
+    post_grace_minutes = State()

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
+from bot.config import ConfigError
 from bot.factory import ALLOWED_UPDATES
 
 if TYPE_CHECKING:
     from bot.app import App
 
 log = logging.getLogger(__name__)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 async def serve_webhook(app: App) -> None:
@@ -23,15 +27,32 @@ async def serve_webhook(app: App) -> None:
     path = urlparse(settings.WEBHOOK_URL).path or "/"
     secret = settings.WEBHOOK_SECRET.get_secret_value() if settings.WEBHOOK_SECRET else None
     web_app = web.Application()
-    SimpleRequestHandler(dispatcher=app.dp, bot=app.bot, secret_token=secret, handle_in_background=True).register(web_app, path=path)
+    handler = SimpleRequestHandler(dispatcher=app.dp, bot=app.bot, secret_token=secret, handle_in_background=True)
+    handler.register(web_app, path=path)
     web_app.router.add_get("/healthz", lambda _request: web.Response(text="ok"))
     runner = web.AppRunner(web_app)
     await runner.setup()
     site = web.TCPSite(runner, host="0.0.0.0", port=settings.PORT)
     await site.start()
-    await app.bot.set_webhook(settings.WEBHOOK_URL, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
-    log.info("webhook listening on :%s%s", settings.PORT, path)
+    # Polling mode stops on these through aiogram; here nobody would, and SIGTERM would kill the
+    # process before the activity buffer and the outbox are flushed.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
     try:
-        await asyncio.Event().wait()
+        try:
+            await app.bot.set_webhook(settings.WEBHOOK_URL, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
+        except TelegramBadRequest as exc:
+            raise ConfigError(f"WEBHOOK_URL {settings.WEBHOOK_URL} was refused by the Bot API: {exc.message}") from None
+        log.info("webhook listening on :%s%s", settings.PORT, path)
+        await stop.wait()
+        log.info("stopping the webhook server")
     finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+        # Updates already accepted (answered 200) are handled before the app stops.
+        accepted = set(handler._background_feed_update_tasks)
+        if accepted:
+            await asyncio.wait(accepted, timeout=15)
         await runner.cleanup()

@@ -5,14 +5,26 @@ from aiogram import Router
 
 def routers() -> list[Router]:
     from handlers import admin, fallback, help, language, onboarding, privacy, settings, start
+    from handlers import checkout, member_orders, payments, shop_group
+    from handlers import products_admin
+    from handlers import coupons_admin, member_coupons, orders_admin, shop_settings
 
     return [
         onboarding.router,
         start.router,
+        payments.router,
         privacy.router,
         language.router,
         admin.router,
+        checkout.router,
         settings.router,
+        shop_group.router,
+        member_orders.router,
+        products_admin.router,
+        orders_admin.router,
+        coupons_admin.router,
+        member_coupons.router,
+        shop_settings.router,
         help.router,
         fallback.router,
     ]

@@ -113,7 +113,8 @@ async def on_member_change(update: ChatMemberUpdated, bot: Bot, session: AsyncSe
 async def on_join_message(message: Message, session: AsyncSession) -> None:
     """The join service message: a second source of joins when chat_member updates are not sent."""
     community = await communities.get_by_chat(session, message.chat.id)
-    if community is None:
+    if community is None or community.bot_status == "administrator":
+        # An administrator bot gets chat_member updates for the same change; they are the record.
         return
     for user in message.new_chat_members or []:
         if not user.is_bot:
@@ -126,6 +127,10 @@ async def on_leave_message(message: Message, session: AsyncSession) -> None:
     community = await communities.get_by_chat(session, message.chat.id)
     user = message.left_chat_member
     if community is None or user is None or user.is_bot:
+        return
+    if community.bot_status == "administrator":
+        # chat_member updates carry the same departure and tell a kick from a leave; this notice
+        # (handled concurrently) would overwrite "kicked" with "left".
         return
     await members.on_member_status(session, community=community, profile=profile_of(user),
                                    old_status="member", new_status="left", now=message.date)

@@ -43,6 +43,7 @@ def settings_view(community: Community, pickup_count: int) -> tuple[str, InlineK
         [InlineKeyboardButton(text=_("🌐 Language: {lang}").format(lang=LOCALE_NAMES.get(community.default_locale, community.default_locale)),
                               callback_data=nav(community.id, Section.LANGUAGE))],
         [InlineKeyboardButton(text=_("📍 Pickup points ({n})").format(n=pickup_count), callback_data=nav(community.id, Section.PICKUPS))],
+        [InlineKeyboardButton(text=_("🛒 Shop options"), callback_data=nav(community.id, Section.SHOP))],
         [back_button(community.id)],
     ]
     return text, InlineKeyboardMarkup(inline_keyboard=rows)

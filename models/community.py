@@ -11,6 +11,9 @@ from models.types import UTCDateTime, utcnow
 
 # The administrator rights the features rely on; onboarding reports any that are missing.
 REQUIRED_RIGHTS = ("can_invite_users", "can_delete_messages", "can_pin_messages")
+# bot_status of a community started from group chatter before any my_chat_member told us the
+# bot's real status: the first my_chat_member then counts as the bot being added.
+BOT_STATUS_UNKNOWN = "unknown"
 
 
 class Community(SQLModel, table=True):

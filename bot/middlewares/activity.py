@@ -19,7 +19,11 @@ class ActivityMiddleware(BaseMiddleware):
 
     async def __call__(self, handler, event: Message, data: dict[str, Any]) -> Any:
         user = event.from_user
-        if event.chat.type in GROUP_TYPES and user is not None and not user.is_bot and event.sender_chat is None:
+        # Join and leave notices carry the joiner (or whoever added the bot) as sender; they are
+        # not something the member wrote, and the onboarding handlers record them as membership.
+        membership_notice = bool(event.new_chat_members) or event.left_chat_member is not None
+        if (event.chat.type in GROUP_TYPES and user is not None and not user.is_bot and event.sender_chat is None
+                and not membership_notice):
             self.tracker.record(
                 chat_id=event.chat.id,
                 chat_title=event.chat.title or "",

@@ -45,17 +45,23 @@ class ActorMiddleware(BaseMiddleware):
             return await handler(event, data)
         session = data["session"]
         now = _event_time(event)
-        user = await upsert_user(session, profile_of(tg_user), now=now)
         chat = data.get("event_chat")
+        # Writing to the bot in private is what opens the private chat for bot-initiated messages.
+        opens_dm = chat is not None and chat.type == "private" and bool(data.get("event_update") and data["event_update"].message)
+        # A new user is created with it already set (no second write for the same row).
+        user = await upsert_user(session, profile_of(tg_user), now=now, can_dm=opens_dm)
         community = member = None
         if chat is not None and chat.type in GROUP_TYPES:
             community = await communities.get_by_chat(session, chat.id)
             if community is not None:
                 member = await members.get(session, community_id=community.id, user_id=user.id)
-        elif chat is not None and chat.type == "private" and not user.can_dm and data.get("event_update") and data["event_update"].message:
-            # Writing to the bot in private is what opens the private chat for bot-initiated messages.
+        elif opens_dm and not user.can_dm:
             user.can_dm = True
-        if session.new or session.dirty:
+        # Commit whenever a transaction is open, not only when the ORM saw changes: a new user is
+        # inserted with a Core INSERT the session does not track, and leaving that transaction open
+        # holds the row lock through the whole handler (Telegram calls included), which deadlocks
+        # against the activity flusher's batch upsert of the same user on PostgreSQL.
+        if session.in_transaction():
             await session.commit()
         locale = resolve_locale(user, community, self.default_locale)
         actor = Actor(user=user, locale=locale, is_owner=user.id in self.owner_ids, community=community, member=member)

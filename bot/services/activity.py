@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.services.upsert import insert_for
 from bot.services.users import Profile
 from models import Community, Member, User
+from models.community import BOT_STATUS_UNKNOWN
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ class ActivityTracker:
                 now = min(s.first_at for s in batch.values())
                 stmt = insert_for(session, Community.__table__).values([
                     {"chat_id": c, "title": unknown[c][:255], "timezone": tz, "currency": "USD", "default_locale": locale,
-                     "active": True, "bot_status": "member", "bot_rights": {}, "settings": {},
+                     "active": True, "bot_status": BOT_STATUS_UNKNOWN, "bot_rights": {}, "settings": {},
                      "created_at": now, "updated_at": now}
                     for c in missing
                 ]).on_conflict_do_nothing(index_elements=["chat_id"])

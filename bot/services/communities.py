@@ -12,9 +12,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import audit, members
 from bot.services.users import Profile, upsert_user
+from bot.services.upsert import insert_for
 from models import AuditLog, Community, Member, MemberStatus
+from models.community import BOT_STATUS_UNKNOWN
 
 LEADER_REFRESH_INTERVAL = timedelta(hours=1)
+ID_MAX = 2**31 - 1  # INTEGER primary keys
 ACTIVE_BOT_STATUSES = ("member", "administrator", "restricted")
 
 
@@ -71,12 +74,18 @@ async def on_bot_status(
             session.add(community)
             await session.commit()
             return BotStatusResult(community, Change.REMOVED)
-        community = Community(chat_id=chat_id, title=title, timezone=default_timezone,
-                              default_locale=default_locale, bot_status=status, bot_rights=rights,
-                              created_at=now, updated_at=now)
-        session.add(community)
-        await session.flush()
+        # INSERT ... ON CONFLICT: the activity flusher may be starting a placeholder for this chat
+        # right now (the "bot added" service message arrives together with this update).
+        await session.execute(insert_for(session, Community.__table__).values(
+            chat_id=chat_id, title=title, timezone=default_timezone, currency="USD", default_locale=default_locale,
+            active=True, bot_status=status, bot_rights=rights, settings={}, created_at=now, updated_at=now,
+        ).on_conflict_do_nothing(index_elements=["chat_id"]))
+        community = (await session.exec(
+            select(Community).where(Community.chat_id == chat_id).execution_options(populate_existing=True))).one()
         change = Change.ADDED
+    elif community.bot_status == BOT_STATUS_UNKNOWN:
+        # A placeholder started from chatter: this is the first word of the bot's own status.
+        change = Change.ADDED if present else Change.REMOVED
     elif not present:
         change = Change.REMOVED if community.active else Change.UNCHANGED
     elif not community.active:
@@ -174,7 +183,12 @@ async def manageable(session: AsyncSession, *, user_id: int, is_owner: bool) -> 
 
 
 async def can_manage(session: AsyncSession, *, community_id: int, user_id: int, is_owner: bool) -> Community | None:
-    """The community if this user may administer it right now, else None. Re-checked on every action."""
+    """The community if this user may administer it right now, else None. Re-checked on every action.
+
+    The id usually comes from callback data, which a client can forge: one outside the key's
+    range is simply unknown (PostgreSQL would refuse it as a query argument)."""
+    if not 0 < community_id <= ID_MAX:
+        return None
     community = await session.get(Community, community_id)
     if community is None:
         return None

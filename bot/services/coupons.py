@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, func, not_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import audit
 from bot.services.errors import DomainError
+from bot.services.upsert import insert_for
+from models import Community, Member, MemberStatus, User
 from models.shop import Coupon, CouponKind, CouponRedemption
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud and retyped
@@ -70,15 +73,18 @@ async def issue(session: AsyncSession, *, community_id: int, spec: CouponSpec, a
     code = normalize_code(spec.code) if spec.code else new_code()
     if not code or len(code) > CODE_MAX or not code.replace("-", "").replace("_", "").isalnum():
         raise DomainError("coupon_code_format", max=CODE_MAX)
-    coupon = Coupon(community_id=community_id, code=code, owner_id=spec.owner_id, kind=spec.kind, value=spec.value,
-                    cap=spec.cap, min_spend=spec.min_spend, expires_at=spec.expires_at, single_use=spec.single_use,
-                    source=spec.source, created_by=actor_id, created_at=now)
-    try:
-        async with session.begin_nested():
-            session.add(coupon)
-            await session.flush()
-    except IntegrityError:
-        raise DomainError("coupon_code_taken", code=code) from None
+    # INSERT ... ON CONFLICT DO NOTHING, not a savepoint: on SQLite a savepoint opened first in a
+    # transaction commits on release, and a caller passing commit=False could not roll it back.
+    inserted = await session.execute(
+        insert_for(session, Coupon.__table__).values(
+            community_id=community_id, code=code, owner_id=spec.owner_id, kind=spec.kind, value=spec.value, cap=spec.cap,
+            min_spend=spec.min_spend, expires_at=spec.expires_at, single_use=spec.single_use, uses=0,
+            source=spec.source, created_by=actor_id, created_at=now,
+        ).on_conflict_do_nothing(index_elements=["community_id", "code"])
+    )
+    if inserted.rowcount != 1:
+        raise DomainError("coupon_code_taken", code=code)
+    coupon = (await session.exec(select(Coupon).where(Coupon.community_id == community_id, Coupon.code == code))).one()
     audit.record(session, community_id=community_id, actor_id=actor_id, action="coupon.issue",
                  details={"id": coupon.id, "code": code, "kind": spec.kind.value, "value": spec.value, "source": spec.source}, now=now)
     if commit:
@@ -149,7 +155,7 @@ async def for_member(session: AsyncSession, *, community_ids: list[int], user_id
                (col(Coupon.expires_at).is_(None)) | (col(Coupon.expires_at) > now),
                ~(col(Coupon.single_use) & (col(Coupon.uses) > 0)),
                col(Coupon.id).not_in(used))
-        .order_by(col(Coupon.expires_at).asc(), Coupon.id)
+        .order_by(col(Coupon.expires_at).asc().nulls_last(), Coupon.id)
     )
     return list(result)
 
@@ -158,3 +164,83 @@ async def listing(session: AsyncSession, *, community_id: int, limit: int = 30) 
     result = await session.exec(select(Coupon).where(Coupon.community_id == community_id)
                                 .order_by(col(Coupon.created_at).desc()).limit(limit))
     return list(result)
+
+
+# --- reading what a leader types into the coupon form, and the member's own list ------------------
+
+EXPIRY_DAYS_MAX = 3650
+
+
+def parse_percent(raw: str) -> int:
+    """A whole percentage from 1 to 100 ("15", "15%")."""
+    text = raw.strip().rstrip("%％").strip()
+    if not text.isdigit() or not 1 <= int(text) <= 100:
+        raise DomainError("coupon_percent_range")
+    return int(text)
+
+
+def parse_expiry(raw: str, *, tz: str, now: datetime) -> datetime:
+    """"7" (valid for 7 more days) or "2026-05-31": the end of that community-local day, in UTC."""
+    text = raw.strip()
+    zone = ZoneInfo(tz)
+    try:
+        if text.isdigit():
+            days = int(text)
+            if not 1 <= days <= EXPIRY_DAYS_MAX:
+                raise ValueError
+            day = now.astimezone(zone).date() + timedelta(days=days)
+        else:
+            day = date.fromisoformat(text)
+    except ValueError:
+        raise DomainError("coupon_expiry_format", value=text[:32]) from None
+    # The last moment of the day: a coupon "until the 31st" still works at 23:59 that evening.
+    end = datetime.combine(day + timedelta(days=1), time(0), zone).astimezone(timezone.utc) - timedelta(microseconds=1)
+    if end <= now:
+        raise DomainError("coupon_expiry_past")
+    return end
+
+
+async def resolve_owner(session: AsyncSession, *, community_id: int, raw: str) -> User:
+    """A present member of this community named by @username (any case) or numeric Telegram id."""
+    text = raw.strip()
+    query = (select(User).join(Member, Member.user_id == User.id)
+             .where(Member.community_id == community_id, Member.status == MemberStatus.MEMBER, not_(col(User.erased))))
+    if text.lstrip("-").isdigit():
+        query = query.where(User.id == int(text))
+    else:
+        name = text.removeprefix("@")
+        if not name:
+            raise DomainError("coupon_owner_unknown", value=text[:64])
+        query = query.where(func.lower(User.username) == name.lower())
+    user = (await session.exec(query)).first()
+    if user is None:
+        raise DomainError("coupon_owner_unknown", value=text[:64])
+    return user
+
+
+async def check_new_code(session: AsyncSession, *, community_id: int, raw: str) -> str:
+    """The normalised code if it is well formed and free in this community (`issue` re-checks)."""
+    code = normalize_code(raw)
+    if not code or len(code) > CODE_MAX or not code.replace("-", "").replace("_", "").isalnum() or not code.isascii():
+        raise DomainError("coupon_code_format", max=CODE_MAX)
+    taken = await session.exec(select(Coupon.id).where(Coupon.community_id == community_id, Coupon.code == code))
+    if taken.first() is not None:
+        raise DomainError("coupon_code_taken", code=code)
+    return code
+
+
+async def member_coupons(session: AsyncSession, *, user_id: int, now: datetime) -> list[tuple[Community, Coupon]]:
+    """What /coupons lists: every coupon the member can still use, in the communities they are in."""
+    present = list(await session.exec(
+        select(Community).join(Member, Member.community_id == Community.id)
+        .where(Member.user_id == user_id, Member.status == MemberStatus.MEMBER).order_by(Community.title, Community.id)
+    ))
+    if not present:
+        return []
+    by_id = {c.id: c for c in present}
+    usable = await for_member(session, community_ids=list(by_id), user_id=user_id, now=now)
+    place = {cid: n for n, cid in enumerate(by_id)}
+    # By community, then the soonest to expire first and those that never expire last (the
+    # databases disagree on where NULL sorts, so the order is made here).
+    usable.sort(key=lambda c: (place[c.community_id], c.expires_at is None, c.expires_at or now, c.id))
+    return [(by_id[c.community_id], c) for c in usable]

@@ -6,7 +6,8 @@ from __future__ import annotations
 class DomainError(Exception):
     """A rule said no. `code` is stable (handlers key their messages on it); `params` fill them."""
 
-    def __init__(self, code: str, **params: object) -> None:
+    def __init__(self, code: str, /, **params: object) -> None:
+        # Positional-only: a parameter may itself be called `code` (a coupon code).
         super().__init__(code)
         self.code = code
         self.params = params

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from math import ceil
 
-from sqlalchemy import func, update
+from sqlalchemy import ColumnElement, case, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -25,7 +25,7 @@ from bot.services import audit, coupons
 from bot.services.errors import DomainError
 from bot.services.money import precision
 from bot.services.products import mark_cards_stale
-from bot.services.shop_settings import shop_settings
+from bot.services.shop_settings import ShopSettings, shop_settings
 from models import Community, PickupPoint, User
 from models.shop import Coupon, Order, OrderStatus, PaymentMethod, Product, ProductStatus
 
@@ -36,6 +36,8 @@ HOLDING = (OrderStatus.PENDING_PAYMENT, OrderStatus.PAID, OrderStatus.FULFILLED,
            OrderStatus.AWAITING_GROUP, OrderStatus.CONFIRMED)
 OPEN = (OrderStatus.PENDING_PAYMENT, OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.AWAITING_GROUP,
         OrderStatus.CONFIRMED)
+# States from which the buyer may still cancel (within the community's cancel window).
+MEMBER_CANCELLABLE = (OrderStatus.PENDING_PAYMENT, OrderStatus.PAID, OrderStatus.AWAITING_GROUP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +85,8 @@ async def bought_by(session: AsyncSession, *, product_id: int, user_id: int) -> 
     return int(result.one())
 
 
-def _check_sellable(product: Product, quantity: int) -> None:
+def check_sellable(product: Product, quantity: int) -> None:
+    """The product can be ordered in this quantity now (status and stock; not the member's limit)."""
     if product.status == ProductStatus.PAUSED:
         raise DomainError("product_paused", number=product.number)
     if product.status == ProductStatus.ARCHIVED:
@@ -111,7 +114,7 @@ async def quote(session: AsyncSession, *, community: Community, product_id: int,
         raise DomainError("product_unknown")
     if not 1 <= quantity <= QUANTITY_MAX:
         raise DomainError("quantity_zero" if quantity < 1 else "quantity_too_large", max=QUANTITY_MAX)
-    _check_sellable(product, quantity)
+    check_sellable(product, quantity)
     await _check_member_limit(session, product, user_id, quantity)
     subtotal = product.price * quantity
     coupon, discount = None, 0
@@ -144,69 +147,97 @@ async def place(
     """Reserve stock and create the order, all or nothing, and commit.
 
     `unit_price` is the price the member saw on the summary; if the leader changed it since, the
-    order is refused with `price_changed` so the member confirms the new price.
+    order is refused with `price_changed` so the member confirms the new price. An order with
+    nothing to pay (a coupon covers it all) is settled at once: Telegram sends no invoice for 0.
     """
     existing = await by_checkout_key(session, checkout_key)
     if existing is not None:
         return Placed(existing, created=False)
     settings = shop_settings(community)
     await _check_fulfilment(session, community, pickup_point_id, delivery_address)
-    if payment_method == PaymentMethod.STARS and not (settings.stars_enabled and settings.stars_per_unit > 0):
-        raise DomainError("payment_unavailable")
-    if payment_method == PaymentMethod.PICKUP and not settings.pay_at_pickup:
-        raise DomainError("payment_unavailable")
     if not 1 <= quantity <= QUANTITY_MAX:
         raise DomainError("quantity_zero" if quantity < 1 else "quantity_too_large", max=QUANTITY_MAX)
+    reserved_product = None
     try:
-        reserved = await session.execute(
-            update(Product)
-            .where(Product.id == product_id, Product.community_id == community.id, Product.status == ProductStatus.ACTIVE,
-                   Product.price == unit_price, (col(Product.stock).is_(None)) | (col(Product.stock) >= quantity))
-            # NULL stock (unlimited) stays NULL: NULL - n is NULL in SQL.
-            .values(stock=Product.stock - quantity, sold=Product.sold + quantity, updated_at=now)
-        )
-        if reserved.rowcount != 1:
-            product = await session.get(Product, product_id, populate_existing=True)
-            if product is None or product.community_id != community.id:
-                raise DomainError("product_unknown")
-            _check_sellable(product, quantity)
-            raise DomainError("price_changed", price=product.price)
-        product = await session.get(Product, product_id, populate_existing=True)
-        # Counted under the lock the reservation took, so two checkouts by one member cannot
-        # both pass; this order's row does not exist yet.
-        await _check_member_limit(session, product, user_id, quantity)
-        subtotal = unit_price * quantity
-        coupon, discount = None, 0
-        if coupon_code:
-            coupon = await coupons.find(session, community_id=community.id, code=coupon_code)
-            discount = await coupons.check(session, coupon, user_id=user_id, subtotal=subtotal, now=now)
-        total = subtotal - discount
-        online = payment_method in (PaymentMethod.PROVIDER, PaymentMethod.STARS)
-        order = Order(
-            community_id=community.id, product_id=product_id, user_id=user_id, quantity=quantity,
-            unit_price=unit_price, discount=discount, total=total, currency=community.currency,
-            stars_total=stars_for(total, community.currency, settings.stars_per_unit) if payment_method == PaymentMethod.STARS else None,
-            status=initial_status, payment_method=payment_method, pickup_point_id=pickup_point_id,
-            delivery_address=delivery_address, coupon_id=coupon.id if coupon else None, checkout_key=checkout_key,
-            expires_at=now + timedelta(minutes=settings.unpaid_minutes) if online and initial_status == OrderStatus.PENDING_PAYMENT else None,
-            created_at=now, updated_at=now,
-        )
-        session.add(order)
-        await session.flush()
-        if coupon is not None:
-            await coupons.redeem(session, coupon, user_id=user_id, order_id=order.id, now=now)
-        await mark_cards_stale(session, product_id=product_id)
+        # A savepoint: a refusal rolls back this attempt only. A full rollback would expire all the
+        # caller loaded in this session (community, product, user), which the handler words the
+        # refusal from.
+        async with session.begin_nested():
+            reserved = await session.execute(
+                update(Product)
+                .where(Product.id == product_id, Product.community_id == community.id, Product.status == ProductStatus.ACTIVE,
+                       Product.price == unit_price, (col(Product.stock).is_(None)) | (col(Product.stock) >= quantity))
+                # NULL stock (unlimited) stays NULL: NULL - n is NULL in SQL.
+                .values(stock=Product.stock - quantity, sold=Product.sold + quantity, updated_at=now)
+            )
+            if reserved.rowcount != 1:
+                product = await session.get(Product, product_id, populate_existing=True)
+                if product is None or product.community_id != community.id:
+                    raise DomainError("product_unknown")
+                check_sellable(product, quantity)
+                raise DomainError("price_changed", price=product.price)
+            product = reserved_product = await session.get(Product, product_id, populate_existing=True)
+            # Counted under the lock the reservation took, so two checkouts by one member cannot
+            # both pass; this order's row does not exist yet.
+            await _check_member_limit(session, product, user_id, quantity)
+            subtotal = unit_price * quantity
+            coupon, discount = None, 0
+            if coupon_code:
+                coupon = await coupons.find(session, community_id=community.id, code=coupon_code)
+                discount = await coupons.check(session, coupon, user_id=user_id, subtotal=subtotal, now=now)
+            total = subtotal - discount
+            free = total == 0
+            if not free:
+                _check_payment_method(settings, payment_method)
+            status = OrderStatus.PAID if free and initial_status == OrderStatus.PENDING_PAYMENT else initial_status
+            online = payment_method in (PaymentMethod.PROVIDER, PaymentMethod.STARS)
+            order = Order(
+                community_id=community.id, product_id=product_id, user_id=user_id, quantity=quantity,
+                unit_price=unit_price, discount=discount, total=total, currency=community.currency,
+                stars_total=stars_for(total, community.currency, settings.stars_per_unit) if payment_method == PaymentMethod.STARS and not free else None,
+                status=status, payment_method=payment_method, pickup_point_id=pickup_point_id,
+                delivery_address=delivery_address, coupon_id=coupon.id if coupon else None, checkout_key=checkout_key,
+                expires_at=now + timedelta(minutes=settings.unpaid_minutes) if online and status == OrderStatus.PENDING_PAYMENT else None,
+                created_at=now, updated_at=now,
+            )
+            session.add(order)
+            await session.flush()
+            if coupon is not None:
+                await coupons.redeem(session, coupon, user_id=user_id, order_id=order.id, now=now)
+            await mark_cards_stale(session, product_id=product_id)
         await session.commit()
         return Placed(order, created=True)
-    except IntegrityError:
-        await session.rollback()
+    except (IntegrityError, DomainError):
+        if reserved_product is not None:
+            # Read with this attempt's reservation in it: show the caller the row as it is.
+            await session.refresh(reserved_product)
+        # The same checkout confirmed twice at once: the other attempt made the order while this
+        # one waited for the lock, then found the stock, the limit or the coupon taken by it, or
+        # hit the checkout key's unique constraint.
         existing = await by_checkout_key(session, checkout_key)
-        if existing is None:
-            raise
-        return Placed(existing, created=False)
-    except DomainError:
-        await session.rollback()
+        await session.commit()
+        if existing is not None:
+            return Placed(existing, created=False)
         raise
+
+
+def _check_payment_method(settings: ShopSettings, method: PaymentMethod) -> None:
+    """Stars and pay-at-pickup are the community's choice; card payments the operator's (the
+    handler offers them only with a provider token)."""
+    if method == PaymentMethod.STARS and not (settings.stars_enabled and settings.stars_per_unit > 0):
+        raise DomainError("payment_unavailable")
+    if method == PaymentMethod.PICKUP and not settings.pay_at_pickup:
+        raise DomainError("payment_unavailable")
+
+
+def clean_address(raw: str) -> str:
+    """A delivery address as typed, trimmed; refused when empty or too long."""
+    address = raw.strip()
+    if not address:
+        raise DomainError("address_empty")
+    if len(address) > ADDRESS_MAX:
+        raise DomainError("address_too_long", max=ADDRESS_MAX)
+    return address
 
 
 async def _check_fulfilment(session: AsyncSession, community: Community, pickup_point_id: int | None,
@@ -219,10 +250,7 @@ async def _check_fulfilment(session: AsyncSession, community: Community, pickup_
     if delivery_address is not None:
         if not shop_settings(community).delivery_enabled:
             raise DomainError("delivery_disabled")
-        if not delivery_address.strip():
-            raise DomainError("address_empty")
-        if len(delivery_address) > ADDRESS_MAX:
-            raise DomainError("address_too_long", max=ADDRESS_MAX)
+        clean_address(delivery_address)
         return
     raise DomainError("pickup_required")
 
@@ -234,9 +262,9 @@ async def get(session: AsyncSession, order_id: int) -> Order:
     return order
 
 
-async def _transition(session: AsyncSession, order: Order, *, from_: tuple[str, ...], to: OrderStatus, now: datetime,
-                      **values: object) -> bool:
-    """Move the order from one of `from_` to `to` if nobody else moved it first."""
+async def _transition(session: AsyncSession, order: Order, *, from_: tuple[str, ...], to: OrderStatus | ColumnElement,
+                      now: datetime, **values: object) -> bool:
+    """Move the order from one of `from_` to `to` if nobody else moved it first (and refresh it)."""
     result = await session.execute(
         update(Order).where(Order.id == order.id, col(Order.status).in_(from_))
         .values(status=to, updated_at=now, **values)
@@ -259,25 +287,46 @@ async def _return_stock(session: AsyncSession, order: Order, now: datetime) -> N
 async def cancel(session: AsyncSession, *, order: Order, reason: str, actor_id: int | None, now: datetime,
                  by_member: bool = False) -> Order:
     """Cancel, return stock and coupon, and commit. A paid order becomes refund-due (Stars are
-    refunded by the caller through Telegram, then `mark_refunded`)."""
+    refunded by the caller through Telegram, then `mark_refunded`). With `by_member` the actor must
+    be the buyer, within the community's cancel window, before the order is fulfilled."""
     if by_member:
+        if order.user_id != actor_id:
+            raise DomainError("order_unknown")
         community = await session.get(Community, order.community_id)
         window = timedelta(hours=shop_settings(community).cancel_hours)
-        if order.status not in (OrderStatus.PENDING_PAYMENT, OrderStatus.PAID, OrderStatus.AWAITING_GROUP):
+        if order.status not in MEMBER_CANCELLABLE:
             raise DomainError("order_not_cancellable", status=order.status)
         if now - order.created_at > window:
             raise DomainError("order_cancel_window", hours=int(window.total_seconds() // 3600))
-    paid = order.paid_at is not None
-    target = OrderStatus.REFUND_DUE if paid else OrderStatus.CANCELLED
-    moved = await _transition(session, order, from_=OPEN, to=target, now=now, cancelled_at=now, cancel_reason=reason[:32])
+    # A member's cancel must not overtake a leader who fulfilled the order meanwhile.
+    return await _cancel(session, order, from_=MEMBER_CANCELLABLE if by_member else OPEN, reason=reason,
+                         actor_id=actor_id, now=now)
+
+
+async def _cancel(session: AsyncSession, order: Order, *, from_: tuple[str, ...], reason: str, actor_id: int | None,
+                  now: datetime) -> Order:
+    # Paid or not is read from the row as the UPDATE finds it, not from `order` as the caller loaded
+    # it: a payment landing meanwhile must turn into refund-due, not vanish in a plain cancellation.
+    target = case((col(Order.paid_at).is_(None), OrderStatus.CANCELLED.value), else_=OrderStatus.REFUND_DUE.value)
+    moved = await _transition(session, order, from_=from_, to=target, now=now, cancelled_at=now, cancel_reason=reason[:32])
     if not moved:
-        await session.rollback()
+        # Nothing was written. Commit rather than roll back, which would expire what the caller
+        # loaded in this session; the refusal names the state the order is really in.
+        await session.commit()
+        await session.refresh(order)
         raise DomainError("order_not_cancellable", status=order.status)
+    refund_due = order.status == OrderStatus.REFUND_DUE
     await _return_stock(session, order, now)
     audit.record(session, community_id=order.community_id, actor_id=actor_id, action="order.cancel",
-                 details={"id": order.id, "reason": reason, "refund_due": paid}, now=now)
+                 details={"id": order.id, "reason": reason, "refund_due": refund_due}, now=now)
     await session.commit()
     return order
+
+
+def member_may_cancel(order: Order, community: Community, now: datetime) -> bool:
+    """Whether the buyer's own Cancel is still offered: the rules `cancel(by_member=True)` applies."""
+    window = timedelta(hours=shop_settings(community).cancel_hours)
+    return order.status in MEMBER_CANCELLABLE and now - order.created_at <= window
 
 
 async def expire_due(session: AsyncSession, *, now: datetime, limit: int = 500) -> list[Order]:
@@ -289,7 +338,9 @@ async def expire_due(session: AsyncSession, *, now: datetime, limit: int = 500) 
     expired = []
     for order in due:
         try:
-            expired.append(await cancel(session, order=order, reason="expired", actor_id=None, now=now))
+            # Only from pending-payment: an order paid since the list was read stays paid.
+            expired.append(await _cancel(session, order, from_=(OrderStatus.PENDING_PAYMENT,), reason="expired",
+                                         actor_id=None, now=now))
         except DomainError:
             continue  # paid or cancelled meanwhile
     return expired
@@ -316,7 +367,9 @@ async def record_payment(session: AsyncSession, *, order_id: int, user_id: int, 
     """`successful_payment`: mark paid exactly once, and commit. Returns (order, newly_paid).
 
     A second delivery of the same payment finds its charge id and changes nothing. Money that
-    arrives for an order that was cancelled meanwhile is kept visible as refund-due.
+    arrives for an order that was cancelled meanwhile is kept visible as refund-due. A different
+    payment for an order that is already paid leaves the order as it is and is audited
+    (`order.payment_extra`, with its charge ids) for the leader to refund.
     """
     same = (await session.exec(select(Order).where(Order.telegram_charge_id == telegram_charge_id))).first()
     if same is not None:
@@ -333,18 +386,30 @@ async def record_payment(session: AsyncSession, *, order_id: int, user_id: int, 
             await session.commit()
             return order, True
         # Cancelled (expired) before the money arrived: the member paid for nothing.
-        await session.execute(update(Order).where(Order.id == order.id).values(status=OrderStatus.REFUND_DUE, updated_at=now, **values))
-        audit.record(session, community_id=order.community_id, actor_id=user_id, action="order.paid_after_cancel",
-                     details={"id": order.id, "amount": amount, "currency": currency}, now=now)
-        await session.commit()
-        await session.refresh(order)
-        return order, False
+        late = await session.execute(update(Order).where(Order.id == order.id, Order.status == OrderStatus.CANCELLED)
+                                     .values(status=OrderStatus.REFUND_DUE, updated_at=now, **values))
+        if late.rowcount == 1:
+            audit.record(session, community_id=order.community_id, actor_id=user_id, action="order.paid_after_cancel",
+                         details={"id": order.id, "amount": amount, "currency": currency}, now=now)
+            await session.commit()
+            await session.refresh(order)
+            return order, False
     except IntegrityError:
         await session.rollback()
         same = (await session.exec(select(Order).where(Order.telegram_charge_id == telegram_charge_id))).first()
         if same is None:
             raise
         return same, False
+    # Neither pending nor cancelled: this payment's own redelivery recorded it meanwhile, or the
+    # order already holds another payment (two invoices, both paid). That one is not written over:
+    # the second charge goes on record for the leader to refund.
+    await session.refresh(order)
+    if order.telegram_charge_id != telegram_charge_id:
+        audit.record(session, community_id=order.community_id, actor_id=user_id, action="order.payment_extra",
+                     details={"id": order.id, "amount": amount, "currency": currency,
+                              "telegram_charge_id": telegram_charge_id, "provider_charge_id": provider_charge_id}, now=now)
+    await session.commit()
+    return order, False
 
 
 async def mark_refunded(session: AsyncSession, *, order: Order, actor_id: int | None, now: datetime) -> bool:
@@ -412,3 +477,27 @@ async def search(session: AsyncSession, *, community_id: int, product_id: int | 
     if limit is not None:
         query = query.limit(limit)
     return [OrderRow(*row) for row in await session.exec(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class MemberOrderRow:
+    order: Order
+    product: Product
+    community: Community
+    pickup: PickupPoint | None
+
+
+async def member_orders(session: AsyncSession, *, user_id: int, offset: int = 0,
+                        limit: int = 5) -> tuple[list[MemberOrderRow], int]:
+    """One page of a member's orders in every community, newest first, and how many there are."""
+    total = (await session.exec(select(func.count()).select_from(Order).where(Order.user_id == user_id))).one()
+    rows = await session.exec(
+        select(Order, Product, Community, PickupPoint)
+        .join(Product, Product.id == Order.product_id)
+        .join(Community, Community.id == Order.community_id)
+        .join(PickupPoint, PickupPoint.id == Order.pickup_point_id, isouter=True)
+        .where(Order.user_id == user_id)
+        .order_by(col(Order.created_at).desc(), col(Order.id).desc())
+        .offset(offset).limit(limit)
+    )
+    return [MemberOrderRow(*row) for row in rows], int(total)

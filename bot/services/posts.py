@@ -78,12 +78,19 @@ class Claim:
     missed: bool  # past the grace period: report, do not send
 
 
-async def claim_due(session: AsyncSession, *, now: datetime, limit: int = 50) -> list[Claim]:
-    """Take every post that is due; each is claimed exactly once, and commit."""
-    due = list(await session.exec(
-        select(ProductPost).where(ProductPost.status == PostStatus.SCHEDULED, col(ProductPost.due_at) <= now)
-        .order_by(ProductPost.due_at, ProductPost.id).limit(limit)
-    ))
+async def claim_due(session: AsyncSession, *, now: datetime, limit: int = 50, post_id: int | None = None) -> list[Claim]:
+    """Take every post that is due (only `post_id`, for "post now"); each is claimed exactly once,
+    and commit."""
+    # Interrupted sends from a crash: never retried (they may be in the group already). Swept
+    # before claiming, so a late post claimed below is not taken for an interrupted one.
+    await session.execute(
+        update(ProductPost).where(ProductPost.status == PostStatus.POSTING, col(ProductPost.due_at) <= now - STUCK_AFTER)
+        .values(status=PostStatus.FAILED)
+    )
+    query = select(ProductPost).where(ProductPost.status == PostStatus.SCHEDULED, col(ProductPost.due_at) <= now)
+    if post_id is not None:
+        query = query.where(ProductPost.id == post_id)
+    due = list(await session.exec(query.order_by(ProductPost.due_at, ProductPost.id).limit(limit)))
     claims = []
     for post in due:
         missed = now - post.due_at > timedelta(minutes=post.grace_minutes)
@@ -96,11 +103,6 @@ async def claim_due(session: AsyncSession, *, now: datetime, limit: int = 50) ->
             product = await session.get(Product, post.product_id)
             community = await session.get(Community, post.community_id)
             claims.append(Claim(post, product, community, missed))
-    # Interrupted sends from a crash: never retried (they may be in the group already).
-    await session.execute(
-        update(ProductPost).where(ProductPost.status == PostStatus.POSTING, col(ProductPost.due_at) <= now - STUCK_AFTER)
-        .values(status=PostStatus.FAILED)
-    )
     await session.commit()
     return claims
 
@@ -131,12 +133,17 @@ async def cancel(session: AsyncSession, *, community_id: int, post_id: int, acto
     await session.commit()
 
 
-async def upcoming(session: AsyncSession, *, community_id: int, product_id: int | None = None) -> list[ProductPost]:
-    query = select(ProductPost).where(ProductPost.community_id == community_id,
-                                      col(ProductPost.status).in_((PostStatus.SCHEDULED, PostStatus.MISSED)))
+async def upcoming(session: AsyncSession, *, community_id: int, product_id: int | None = None,
+                   missed_since: datetime | None = None) -> list[ProductPost]:
+    """Scheduled posts, and missed ones (only those due after `missed_since`, when given)."""
+    shown = (ProductPost.status == PostStatus.SCHEDULED) | (ProductPost.status == PostStatus.MISSED)
+    if missed_since is not None:
+        shown = (ProductPost.status == PostStatus.SCHEDULED) | (
+            (ProductPost.status == PostStatus.MISSED) & (col(ProductPost.due_at) >= missed_since))
+    query = select(ProductPost).where(ProductPost.community_id == community_id, shown)
     if product_id is not None:
         query = query.where(ProductPost.product_id == product_id)
-    return list(await session.exec(query.order_by(ProductPost.due_at)))
+    return list(await session.exec(query.order_by(ProductPost.due_at, ProductPost.id)))
 
 
 async def claim_stale_cards(session: AsyncSession, *, limit: int = 100) -> list[tuple[ProductPost, Product, Community]]:
@@ -158,6 +165,13 @@ async def claim_stale_cards(session: AsyncSession, *, limit: int = 100) -> list[
 
 async def set_rendered(session: AsyncSession, *, post_id: int, rendered: str) -> None:
     await session.execute(update(ProductPost).where(ProductPost.id == post_id).values(rendered=rendered))
+    await session.commit()
+
+
+async def mark_stale(session: AsyncSession, *, post_id: int) -> None:
+    """An edit of this card did not get through (Telegram unreachable): the updater tries again."""
+    await session.execute(update(ProductPost).where(ProductPost.id == post_id, ProductPost.status == PostStatus.POSTED)
+                          .values(refresh_due=True))
     await session.commit()
 
 

@@ -9,8 +9,9 @@ from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services import audit
+from bot.services import audit, job_marks
 from bot.services.errors import DomainError
+from bot.services.upsert import insert_for
 from models import Community
 from models.shop import PostStatus, Product, ProductPost, ProductStatus
 
@@ -18,6 +19,7 @@ TITLE_MAX = 64
 DESCRIPTION_MAX = 700  # leaves room in a 1,024-character photo caption for price and stock
 STOCK_MAX = 1_000_000
 LIMIT_MAX = 10_000
+NUMBER_ATTEMPTS = 20  # concurrent creations in one community, each retried with the next number
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,18 @@ def check_price(price: int) -> int:
     return price
 
 
+def check_stock(stock: int | None) -> int | None:
+    if stock is not None and not 0 <= stock <= STOCK_MAX:
+        raise DomainError("product_stock_range", max=STOCK_MAX)
+    return stock
+
+
+def check_limit(limit: int | None) -> int | None:
+    if limit is not None and not 1 <= limit <= LIMIT_MAX:
+        raise DomainError("product_limit_range", max=LIMIT_MAX)
+    return limit
+
+
 def parse_count(raw: str, *, maximum: int, code: str) -> int:
     """A whole number between 1 and `maximum` typed by a leader."""
     text = raw.strip().replace(",", "").replace(" ", "")
@@ -79,23 +93,52 @@ def parse_limit(raw: str) -> int | None:
     return parse_count(raw, maximum=LIMIT_MAX, code="product_limit")
 
 
-async def create(session: AsyncSession, *, community: Community, actor_id: int, draft: ProductDraft, now: datetime) -> Product:
-    """Add a product with the community's next number and commit."""
-    last = await session.exec(select(func.max(Product.number)).where(Product.community_id == community.id))
-    product = Product(
+async def next_number(session: AsyncSession, *, community_id: int) -> int:
+    """The number the community's next product gets (shown on the card preview before saving)."""
+    last = await session.exec(select(func.max(Product.number)).where(Product.community_id == community_id))
+    return (last.one() or 0) + 1
+
+
+async def create(session: AsyncSession, *, community: Community, actor_id: int, draft: ProductDraft, now: datetime,
+                 once_key: str | None = None) -> Product:
+    """Add a product with the community's next number and commit.
+
+    `once_key` names the form that asked: a second Save of the same form (a double tap, two taps
+    handled at once) is refused with `product_already_saved` instead of making a second product.
+
+    Two leaders adding a product at the same moment read the same highest number; the one whose
+    insert finds the number taken reads again and takes the next. INSERT ... ON CONFLICT DO NOTHING
+    rather than a savepoint: on SQLite a savepoint opened first in a transaction commits on release.
+    """
+    fields = dict(
         community_id=community.id,
-        number=(last.one() or 0) + 1,
         title=clean_title(draft.title),
         description=clean_description(draft.description),
         price=check_price(draft.price),
-        stock=draft.stock,
-        per_member_limit=draft.per_member_limit,
+        stock=check_stock(draft.stock),
+        sold=0,
+        per_member_limit=check_limit(draft.per_member_limit),
         photo_file_id=draft.photo_file_id,
+        status=ProductStatus.ACTIVE,
         created_at=now,
         updated_at=now,
     )
-    session.add(product)
-    await session.flush()
+    if once_key is not None and not await job_marks.claim(session, job="product.create", key=once_key, now=now):
+        await session.rollback()
+        raise DomainError("product_already_saved")
+    for _ in range(NUMBER_ATTEMPTS):
+        last = await session.exec(select(func.max(Product.number)).where(Product.community_id == community.id))
+        number = (last.one() or 0) + 1
+        inserted = await session.execute(
+            insert_for(session, Product.__table__).values(number=number, **fields)
+            .on_conflict_do_nothing(index_elements=["community_id", "number"])
+        )
+        if inserted.rowcount == 1:
+            break
+    else:
+        raise RuntimeError(f"no free product number in community {community.id} after {NUMBER_ATTEMPTS} tries")
+    product = (await session.exec(select(Product).where(Product.community_id == community.id,
+                                                        Product.number == number))).one()
     audit.record(session, community_id=community.id, actor_id=actor_id, action="product.create",
                  details={"id": product.id, "number": product.number, "title": product.title, "price": product.price}, now=now)
     await session.commit()
@@ -124,6 +167,16 @@ async def listing(session: AsyncSession, *, community_id: int, include_archived:
     return list(await session.exec(query.order_by(Product.number)))
 
 
+async def page(session: AsyncSession, *, community_id: int, archived: bool, offset: int, limit: int) -> tuple[list[Product], int]:
+    """One page of the products on sale or paused (or, with `archived`, the archived ones), by
+    number, and how many there are in all."""
+    shown = (Product.status == ProductStatus.ARCHIVED) if archived else (Product.status != ProductStatus.ARCHIVED)
+    where = (Product.community_id == community_id, shown)
+    total = (await session.exec(select(func.count()).select_from(Product).where(*where))).one()
+    items = await session.exec(select(Product).where(*where).order_by(Product.number).offset(offset).limit(limit))
+    return list(items), total
+
+
 EDITABLE = ("title", "description", "price", "stock", "per_member_limit", "photo_file_id")
 
 
@@ -132,16 +185,18 @@ async def edit(session: AsyncSession, *, community_id: int, product_id: int, act
     """Change fields of a product, audit them, mark its group cards for refresh, and commit."""
     product = await get(session, community_id=community_id, product_id=product_id)
     if product.status == ProductStatus.ARCHIVED:
-        raise DomainError("product_archived")
-    cleaners = {"title": clean_title, "description": clean_description, "price": check_price}
-    diff = {}
-    for key, value in changes.items():
-        if key not in EDITABLE:
-            raise ValueError(f"not an editable product field: {key}")
-        value = cleaners[key](value) if key in cleaners else value
-        if getattr(product, key) != value:
-            diff[key] = {"from": getattr(product, key), "to": value}
-            setattr(product, key, value)
+        raise DomainError("product_archived", number=product.number)
+    cleaners = {"title": clean_title, "description": clean_description, "price": check_price, "stock": check_stock,
+                "per_member_limit": check_limit}
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise ValueError(f"not editable product fields: {sorted(unknown)}")
+    # Every value is checked before any is set: a refused edit must leave nothing on the session
+    # object for the update's closing commit to write.
+    cleaned = {key: cleaners[key](value) if key in cleaners else value for key, value in changes.items()}
+    diff = {key: {"from": getattr(product, key), "to": value} for key, value in cleaned.items() if getattr(product, key) != value}
+    for key, change in diff.items():
+        setattr(product, key, change["to"])
     if diff:
         product.updated_at = now
         await mark_cards_stale(session, product_id=product.id)
@@ -155,12 +210,18 @@ async def set_status(session: AsyncSession, *, community_id: int, product_id: in
                      now: datetime) -> Product:
     product = await get(session, community_id=community_id, product_id=product_id)
     if product.status == ProductStatus.ARCHIVED and status != ProductStatus.ARCHIVED:
-        raise DomainError("product_archived")
+        raise DomainError("product_archived", number=product.number)
     if product.status != status:
         before = product.status
         product.status = status
         product.updated_at = now
         await mark_cards_stale(session, product_id=product.id)
+        if status == ProductStatus.ARCHIVED:
+            # An archived product is never posted again: its scheduled posts are called off.
+            await session.execute(
+                update(ProductPost).where(ProductPost.product_id == product.id, ProductPost.status == PostStatus.SCHEDULED)
+                .values(status=PostStatus.CANCELLED)
+            )
         audit.record(session, community_id=community_id, actor_id=actor_id, action=f"product.{status.value}",
                      details={"id": product.id, "from": before}, now=now)
         await session.commit()

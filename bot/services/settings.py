@@ -14,6 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import audit
+from bot.services.communities import ID_MAX
 from bot.services.errors import DomainError
 from models import Community, PickupPoint
 
@@ -103,6 +104,9 @@ async def pickup_points(session: AsyncSession, *, community_id: int) -> list[Pic
 
 
 async def _point(session: AsyncSession, community_id: int, point_id: int) -> PickupPoint:
+    if not 0 < point_id <= ID_MAX:
+        # From callback data a client can forge; PostgreSQL would refuse it as an INTEGER argument.
+        raise DomainError("pickup_unknown")
     point = await session.get(PickupPoint, point_id)
     if point is None or point.community_id != community_id or point.removed_at is not None:
         raise DomainError("pickup_unknown")

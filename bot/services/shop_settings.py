@@ -57,3 +57,41 @@ async def update_shop_settings(session: AsyncSession, *, community: Community, a
                          details={"from": before, "to": after}, now=now)
         await session.commit()
     return updated
+
+
+# --- reading what a leader types into the shop options forms -------------------------------------
+
+# Stored 0 means "no rate set yet"; a leader setting a rate must give one Stars can be charged at.
+FORM_MINIMUM = {"stars_per_unit": 1}
+SUMMARY_OFF = ("off", "no", "none", "-", "关", "关闭", "不要")
+
+
+def option_bounds(key: str) -> tuple[int, int]:
+    """The range a numeric option accepts, read from the model so the form and storage agree."""
+    low = high = None
+    for rule in ShopSettings.model_fields[key].metadata:
+        low = getattr(rule, "ge", low)
+        high = getattr(rule, "le", high)
+    return max(low, FORM_MINIMUM.get(key, low)), high
+
+
+def parse_option_number(key: str, raw: str) -> int:
+    low, high = option_bounds(key)
+    text = raw.strip()
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise DomainError("shop_setting_number", value=text[:16], min=low, max=high)
+    return int(text)
+
+
+def parse_summary_time(raw: str) -> str | None:
+    """"21:00", "9:30" → "HH:MM"; "off" → None (no summary)."""
+    text = raw.strip()
+    if text.lower() in SUMMARY_OFF:
+        return None
+    try:
+        at = time.fromisoformat(text.zfill(5)) if len(text) in (4, 5) and ":" in text else None
+    except ValueError:
+        at = None
+    if at is None:
+        raise DomainError("shop_setting_time", value=text[:16])
+    return at.strftime("%H:%M")

@@ -25,13 +25,14 @@ class Profile:
     language_code: str | None = None
 
 
-async def upsert_user(session: AsyncSession, profile: Profile, *, now: datetime) -> User:
+async def upsert_user(session: AsyncSession, profile: Profile, *, now: datetime, can_dm: bool = False) -> User:
     """Create the user or refresh the profile fields that changed. Does not commit.
 
     Two updates from one user can be handled at once, and the activity flusher inserts users in
     batches, so the row is created with INSERT ... ON CONFLICT DO NOTHING rather than a check
     followed by an insert. An erased user who comes back starts as a new person: their profile is
-    stored again only because they are talking to the bot now.
+    stored again only because they are talking to the bot now. `can_dm` is what a newly created
+    row starts with (the caller knows the user just wrote in private); an existing row keeps its own.
     """
     fresh = {
         "first_name": profile.first_name[:128],
@@ -41,12 +42,15 @@ async def upsert_user(session: AsyncSession, profile: Profile, *, now: datetime)
     }
     user = await session.get(User, profile.id)
     if user is None:
-        stmt = insert_for(session, User.__table__).values(
-            id=profile.id, **fresh, locale=None, can_dm=False, marketing_opt_out=False, erased=False,
-            created_at=now, updated_at=now,
-        ).on_conflict_do_nothing(index_elements=["id"])
-        await session.execute(stmt)
-        user = await session.get(User, profile.id)
+        # The new row comes back through RETURNING: one statement instead of an INSERT and a
+        # second SELECT (on SQLite every statement is several thread hand-offs). No row back means
+        # another update created the user first; then it is read as usual.
+        stmt = insert_for(session, User).on_conflict_do_nothing(index_elements=["id"]).returning(User)
+        row = {"id": profile.id, **fresh, "locale": None, "can_dm": can_dm, "marketing_opt_out": False,
+               "erased": False, "created_at": now, "updated_at": now}
+        user = (await session.scalars(stmt, [row])).one_or_none()
+        if user is None:
+            user = await session.get(User, profile.id)
     changed = {k: v for k, v in fresh.items() if getattr(user, k) != v}
     if changed or user.erased:
         for key, value in changed.items():
