@@ -28,14 +28,17 @@ ifneq ($(strip $(CI)$(TEST_DATABASE_URL)),)
 test: test-services
 endif
 
+# Tests run on every core (pytest-xdist); each worker has its own database and Redis db.
+PYTEST := $(BIN)/python -m pytest -q -n auto
+
 # SQLite and in-process fallbacks: what a laptop without services runs.
 test-sqlite: $(STAMP)
-	env -u TEST_DATABASE_URL -u REDIS_URL $(BIN)/python -m pytest -q
+	env -u TEST_DATABASE_URL -u REDIS_URL $(PYTEST)
 
 # PostgreSQL + Redis; fails (never skips) when either is unreachable.
 test-services: $(STAMP) test-sqlite
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-$(CI_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(CI_REDIS_URL)} \
-	REQUIRE_SERVICES=1 $(BIN)/python -m pytest -q
+	REQUIRE_SERVICES=1 $(PYTEST)
 
 run: $(STAMP)
 	$(BIN)/python -m bot run
@@ -45,6 +48,7 @@ migrate: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/foundation.py
+	$(BIN)/python bench/orders_race.py
 
 # Re-extract strings and merge them into both catalogs (then translate what is new).
 locales: $(STAMP)

@@ -119,6 +119,9 @@ async def run_app(args: argparse.Namespace) -> dict[str, Any]:
         writes_before = writes.count
         cpu_before, emu_cpu_before = cpu_seconds(), (await control.status())["cpu_seconds"]
 
+        import os, cProfile
+        prof = cProfile.Profile() if os.environ.get("BENCH_CPROFILE") else None
+        if prof: prof.enable()
         queued = await control.burst(args.messages, args.text)
         result["enqueue_seconds"] = queued["enqueue_seconds"]
         if args.scenario == "group":
@@ -126,7 +129,7 @@ async def run_app(args: argparse.Namespace) -> dict[str, Any]:
             while recorded < args.messages or app.dp._handle_update_tasks:
                 if time.monotonic() > deadline:
                     result["partial"] = True
-                    await app.dp.stop_polling()
+                    await _stop_polling(app.dp)
                     await _idle(app.dp)
                     break
                 await asyncio.sleep(0.002)
@@ -144,8 +147,10 @@ async def run_app(args: argparse.Namespace) -> dict[str, Any]:
             result["done"] = status["answers"]
             if status.get("timed_out"):
                 result["partial"] = True
-                await app.dp.stop_polling()  # stop fetching; what is in flight finishes below
+                await _stop_polling(app.dp)  # stop fetching; what is in flight finishes below
             await _idle(app.dp)
+        if prof:
+            prof.disable(); prof.dump_stats(os.environ["BENCH_CPROFILE"])
         result["start_at"] = status["first_data_at"]
         result["cpu_seconds"] = cpu_seconds() - cpu_before
         result["emulator_cpu_seconds"] = status["cpu_seconds"] - emu_cpu_before
@@ -171,7 +176,7 @@ async def run_app(args: argparse.Namespace) -> dict[str, Any]:
             if isinstance(mw, DedupMiddleware):
                 result["duplicates_dropped"] = mw.dropped
     finally:
-        await app.dp.stop_polling()
+        await _stop_polling(app.dp)
         await asyncio.gather(polling, return_exceptions=True)
         await app.stop()
         await control.close()
@@ -202,27 +207,96 @@ async def run_echo(args: argparse.Namespace) -> dict[str, Any]:
         await _idle(dp)
         result["rss_before_burst_mb"] = round(rss_mb(), 1)
         cpu_before, emu_cpu_before = cpu_seconds(), (await control.status())["cpu_seconds"]
+        import os, cProfile
+        prof = cProfile.Profile() if os.environ.get("BENCH_CPROFILE") else None
+        if prof: prof.enable()
         queued = await control.burst(args.messages, args.text)
         result["enqueue_seconds"] = queued["enqueue_seconds"]
         status = await control.wait(lambda s: s["answered_at"] is not None, timeout=args.timeout,
                                     what=f"{args.messages} answers", partial_ok=True)
+        if prof:
+            prof.disable(); prof.dump_stats(os.environ["BENCH_CPROFILE"])
         result["start_at"] = status["first_data_at"]
         result["end_at"] = status["answered_at"] or status["last_answer_at"]
         result["done"] = status["answers"]
         if status.get("timed_out"):
             result["partial"] = True
-            await dp.stop_polling()
+            await _stop_polling(dp)
         result["cpu_seconds"] = cpu_seconds() - cpu_before
         result["emulator_cpu_seconds"] = status["cpu_seconds"] - emu_cpu_before
         result["emulator"] = status["counters"]
         await _idle(dp)
         result["maxrss_mb"] = round(maxrss_mb(), 1)
     finally:
-        await dp.stop_polling()
+        await _stop_polling(dp)
         await asyncio.gather(polling, return_exceptions=True)
         await bot.session.close()
         await control.close()
     return result
+
+
+async def run_bare(args: argparse.Namespace) -> dict[str, Any]:
+    """The floor for (a): aiogram polling with one outer middleware that counts group messages
+    the way the activity tracker keys them, and no routers at all."""
+    from aiogram import Bot, Dispatcher
+    from aiogram.client.session.aiohttp import AiohttpSession
+    from aiogram.client.telegram import TelegramAPIServer
+
+    seen: dict[tuple[int, int], int] = {}
+    recorded = 0
+
+    async def count(handler, event, data):
+        nonlocal recorded
+        if event.chat.type in ("group", "supergroup") and event.from_user is not None and not event.new_chat_members:
+            key = (event.chat.id, event.from_user.id)
+            seen[key] = seen.get(key, 0) + 1
+            recorded += 1
+        return await handler(event, data)
+
+    dp = Dispatcher()
+    dp.message.outer_middleware(count)
+    bot = Bot(args.token, session=AiohttpSession(api=TelegramAPIServer.from_base(args.api)))
+    control = Control(args.control)
+    polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False, tasks_concurrency_limit=100))
+    result: dict[str, Any] = {"tasks_concurrency_limit": 100}
+    try:
+        await control.wait(lambda s: s["undelivered"] == 0 and s["counters"].get("getUpdates", 0) >= 2,
+                           timeout=30, what="warm-up")
+        await _idle(dp)
+        recorded = 0
+        result["rss_before_burst_mb"] = round(rss_mb(), 1)
+        cpu_before, emu_cpu_before = cpu_seconds(), (await control.status())["cpu_seconds"]
+        queued = await control.burst(args.messages, args.text)
+        result["enqueue_seconds"] = queued["enqueue_seconds"]
+        deadline = time.monotonic() + args.timeout
+        while recorded < args.messages or dp._handle_update_tasks:
+            if time.monotonic() > deadline:
+                result["partial"] = True
+                await _stop_polling(dp)
+                await _idle(dp)
+                break
+            await asyncio.sleep(0.002)
+        result["end_at"] = time.time()
+        result["done"] = recorded
+        status = await control.status()
+        result["start_at"] = status["first_data_at"]
+        result["cpu_seconds"] = cpu_seconds() - cpu_before
+        result["emulator_cpu_seconds"] = status["cpu_seconds"] - emu_cpu_before
+        result["emulator"] = status["counters"]
+        result["maxrss_mb"] = round(maxrss_mb(), 1)
+    finally:
+        await _stop_polling(dp)
+        await asyncio.gather(polling, return_exceptions=True)
+        await bot.session.close()
+        await control.close()
+    return result
+
+
+async def _stop_polling(dp) -> None:
+    try:
+        await dp.stop_polling()
+    except RuntimeError:
+        pass  # already stopped (a burst cut short at its time limit)
 
 
 async def _idle(dp) -> None:
@@ -232,7 +306,7 @@ async def _idle(dp) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bot", choices=["app", "echo"], required=True)
+    parser.add_argument("--bot", choices=["app", "echo", "bare"], required=True)
     parser.add_argument("--scenario", choices=["group", "private"], required=True)
     parser.add_argument("--api", required=True)
     parser.add_argument("--control", required=True)
@@ -247,7 +321,7 @@ def main() -> None:
     parser.add_argument("--tasks-concurrency-limit", type=int)
     parser.add_argument("--timeout", type=float, default=120)
     args = parser.parse_args()
-    runner = run_app if args.bot == "app" else run_echo
+    runner = {"app": run_app, "echo": run_echo, "bare": run_bare}[args.bot]
     try:
         result = asyncio.run(runner(args))
     except Exception as exc:

@@ -251,6 +251,9 @@ def scenario(run: Run, opts: argparse.Namespace, dbs: Databases, workdir: Path) 
             args = ["--bot", "app", "--scenario", "group", "--text", "hello from the group",
                     "--group-chat-id", str(prepared["chat_id"]),
                     "--group-owner-id", str(prepared["owner_id"]), "--database-url", dbs.fresh(run.key)]
+        elif run.key == "a0":
+            emulator.call("/prepare", {"kind": "group", "members": opts.members})
+            args = ["--bot", "bare", "--scenario", "group", "--text", "hello from the group"]
         else:
             users = opts.private_users or run.updates
             emulator.call("/prepare", {"kind": "private", "users": users, "text": "/start"})
@@ -300,6 +303,8 @@ def verdicts(runs: dict[str, Run]) -> dict[str, tuple[str, bool | None]]:
         if b.ok and b.rate is not None and ref is not None and ref.rate:
             ok = b.rate >= TARGET_B_RATIO * ref.rate and b.peak_rss < TARGET_RSS_MB and not b.result.get("handler_errors")
         out["b"] = (f">= {TARGET_B_RATIO:.0%} of (c), < {TARGET_RSS_MB} MB, no errors", ok)
+    if "a0" in runs:
+        out["a0"] = ("floor for (a): aiogram alone", None)
     if ref is not None:
         out["c"] = ("reference (~1,000/s on this class)", None)
     if "c100" in runs:
@@ -338,6 +343,8 @@ def report(runs: dict[str, Run], dbs: Databases, opts: argparse.Namespace, total
         run = runs.get(key)
         if run is not None and ref is not None and run.rate and ref.rate:
             print(f"ratio {name}: {run.rate / ref.rate:.2f}")
+    if "a" in runs and "a0" in runs and runs["a"].rate and runs["a0"].rate:
+        print(f"ratio (a)/(a0): {runs['a'].rate / runs['a0'].rate:.2f}  (the bot's share of the aiogram floor for chatter)")
     if ref is not None and "c100" in runs and runs["c100"].rate and ref.rate:
         print(f"ratio (c100)/(c): {runs['c100'].rate / ref.rate:.2f}")
 
@@ -383,7 +390,8 @@ def main() -> int:
     parser.add_argument("--database-url", help="run (a)/(b) against this database (it is MIGRATED and EMPTIED)")
     parser.add_argument("--redis-url", help="give the bot this Redis (its ccb:* and fsm:* keys are deleted)")
     parser.add_argument("--updates-in-flight", type=int, help="override the bot's UPDATES_IN_FLIGHT")
-    parser.add_argument("--only", default="a,b,c,c100", help="scenarios to run, comma-separated (a,b,c,c100)")
+    parser.add_argument("--only", default="a,b,c,c100,a0",
+                        help="scenarios to run, comma-separated (a,b,c,c100,a0; default all)")
     parser.add_argument("--timeout", type=float, default=60,
                         help="seconds per burst; a slower bot is stopped there and its rate is what it did (default 60)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir with databases and logs")
@@ -395,7 +403,7 @@ def main() -> int:
         Path(opts.profile).mkdir(parents=True, exist_ok=True)
     wanted = [k.strip() for k in opts.only.split(",") if k.strip()]
     labels = {"a": "(a) group chatter", "b": "(b) /start answered", "c": "(c) aiogram echo",
-              "c100": "(c100) echo, limit 100"}
+              "c100": "(c100) echo, limit 100", "a0": "(a0) bare aiogram, chatter"}
     unknown = set(wanted) - set(labels)
     if unknown:
         parser.error(f"unknown scenarios {sorted(unknown)}")

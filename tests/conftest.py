@@ -20,8 +20,28 @@ import models  # noqa: F401
 from bot.db import create_engine, session_factory
 from bot.migrate import upgrade
 
-PG_URL = os.environ.get("TEST_DATABASE_URL")
-REDIS_URL = os.environ.get("REDIS_URL")
+def _per_worker(url: str | None, kind: str) -> str | None:
+    """Under pytest-xdist each worker gets its own PostgreSQL database and Redis db, because every
+    test empties them; the environment is rewritten so that test modules see the same URLs."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    from sqlalchemy.engine import make_url
+
+    index = int(worker.removeprefix("gw"))
+    parsed = make_url(url)
+    if kind == "pg":
+        return parsed.set(database=f"{parsed.database}_{worker}").render_as_string(hide_password=False)
+    base, _, db = url.rpartition("/")
+    return f"{base}/{int(db or 0) - 1 - index}"
+
+
+_BASE_PG_URL = os.environ.get("TEST_DATABASE_URL")
+PG_URL = _per_worker(_BASE_PG_URL, "pg")
+REDIS_URL = _per_worker(os.environ.get("REDIS_URL"), "redis")
+for _name, _value in (("TEST_DATABASE_URL", PG_URL), ("REDIS_URL", REDIS_URL)):
+    if _value:
+        os.environ[_name] = _value
 REQUIRE = os.environ.get("REQUIRE_SERVICES") == "1" or os.environ.get("CI") == "true" and bool(PG_URL or REDIS_URL)
 TOKEN = "123456:TEST-token_for-emulator"
 
@@ -29,6 +49,8 @@ TOKEN = "123456:TEST-token_for-emulator"
 def _check_services() -> None:
     async def check() -> list[str]:
         problems = []
+        if PG_URL and PG_URL != _BASE_PG_URL:
+            await _create_worker_database()
         if PG_URL:
             engine = create_engine(PG_URL)
             try:
@@ -53,6 +75,23 @@ def _check_services() -> None:
     problems = asyncio.run(check())
     if problems:
         pytest.exit("required services unreachable: " + "; ".join(problems), returncode=3)
+
+
+async def _create_worker_database() -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    name = make_url(PG_URL).database
+    engine = create_async_engine(_BASE_PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            exists = await conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+            if not exists:
+                await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception:
+        pass  # reported as unreachable by the check that follows
+    finally:
+        await engine.dispose()
 
 
 def pytest_sessionstart(session) -> None:

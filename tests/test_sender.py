@@ -7,7 +7,6 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from aiogram import Bot
@@ -16,7 +15,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import BufferedInputFile
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from sqlmodel import SQLModel, select
+from sqlmodel import select
 
 import models
 from bot.db import create_engine, session_factory
@@ -58,12 +57,8 @@ async def world(emu):
 
 
 @pytest.fixture
-async def sessions(tmp_path: Path, world):
-    url = os.environ.get("TEST_DATABASE_URL") or f"sqlite+aiosqlite:///{tmp_path / 'sender.db'}"
-    engine = create_engine(url)
-    async with engine.begin() as conn:
-        await conn.run_sync(SQLModel.metadata.drop_all)
-        await conn.run_sync(SQLModel.metadata.create_all)
+async def sessions(db_url: str, world):
+    engine = create_engine(db_url)
     factory = session_factory(engine)
     async with factory() as session:
         session.add(models.User(id=world.ann.id, first_name="Ann", can_dm=True))
