@@ -1,6 +1,7 @@
-"""One bot process of the benchmark: the real App, or a bare aiogram echo bot, against the emulator.
+"""One bot process of the benchmark, polling the emulator: the real App (`app`), a bare aiogram
+echo bot (`echo`), or aiogram with no routers at all counting group messages (`bare`).
 
-    python bench/bot_worker.py --bot app|echo --scenario group|private --api URL --control URL ...
+    python bench/bot_worker.py --bot app|echo|bare --scenario group|private --api URL --control URL ...
 
 Run by bench/foundation.py (which samples this process's RSS from outside); prints one JSON line
 with its figures on stdout. Steps: start the bot and let it poll; wait until the warm-up the
@@ -119,9 +120,7 @@ async def run_app(args: argparse.Namespace) -> dict[str, Any]:
         writes_before = writes.count
         cpu_before, emu_cpu_before = cpu_seconds(), (await control.status())["cpu_seconds"]
 
-        import os, cProfile
-        prof = cProfile.Profile() if os.environ.get("BENCH_CPROFILE") else None
-        if prof: prof.enable()
+        prof = _start_cprofile(args)
         queued = await control.burst(args.messages, args.text)
         result["enqueue_seconds"] = queued["enqueue_seconds"]
         if args.scenario == "group":
@@ -149,8 +148,7 @@ async def run_app(args: argparse.Namespace) -> dict[str, Any]:
                 result["partial"] = True
                 await _stop_polling(app.dp)  # stop fetching; what is in flight finishes below
             await _idle(app.dp)
-        if prof:
-            prof.disable(); prof.dump_stats(os.environ["BENCH_CPROFILE"])
+        _stop_cprofile(prof, args)
         result["start_at"] = status["first_data_at"]
         result["cpu_seconds"] = cpu_seconds() - cpu_before
         result["emulator_cpu_seconds"] = status["cpu_seconds"] - emu_cpu_before
@@ -207,15 +205,12 @@ async def run_echo(args: argparse.Namespace) -> dict[str, Any]:
         await _idle(dp)
         result["rss_before_burst_mb"] = round(rss_mb(), 1)
         cpu_before, emu_cpu_before = cpu_seconds(), (await control.status())["cpu_seconds"]
-        import os, cProfile
-        prof = cProfile.Profile() if os.environ.get("BENCH_CPROFILE") else None
-        if prof: prof.enable()
+        prof = _start_cprofile(args)
         queued = await control.burst(args.messages, args.text)
         result["enqueue_seconds"] = queued["enqueue_seconds"]
         status = await control.wait(lambda s: s["answered_at"] is not None, timeout=args.timeout,
                                     what=f"{args.messages} answers", partial_ok=True)
-        if prof:
-            prof.disable(); prof.dump_stats(os.environ["BENCH_CPROFILE"])
+        _stop_cprofile(prof, args)
         result["start_at"] = status["first_data_at"]
         result["end_at"] = status["answered_at"] or status["last_answer_at"]
         result["done"] = status["answers"]
@@ -292,6 +287,23 @@ async def run_bare(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _start_cprofile(args: argparse.Namespace):
+    """cProfile of the burst only (start-up excluded); it slows the bot down about twice."""
+    if not args.cprofile:
+        return None
+    import cProfile
+
+    prof = cProfile.Profile()
+    prof.enable()
+    return prof
+
+
+def _stop_cprofile(prof, args: argparse.Namespace) -> None:
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(args.cprofile)
+
+
 async def _stop_polling(dp) -> None:
     try:
         await dp.stop_polling()
@@ -320,6 +332,7 @@ def main() -> None:
     parser.add_argument("--updates-in-flight", type=int)
     parser.add_argument("--tasks-concurrency-limit", type=int)
     parser.add_argument("--timeout", type=float, default=120)
+    parser.add_argument("--cprofile", help="write a cProfile of the burst to this file")
     args = parser.parse_args()
     runner = {"app": run_app, "echo": run_echo, "bare": run_bare}[args.bot]
     try:

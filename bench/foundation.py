@@ -1,11 +1,15 @@
 """Foundation benchmark: the real bot polling the sandbox emulator over HTTP, against targets.
 
-    .venv/bin/python bench/foundation.py [--database-url URL] [--redis-url URL] [--only a,b,c,c100]
+    .venv/bin/python bench/foundation.py [--database-url URL] [--redis-url URL] [--only a,b,c,c100,a0]
 
 (a) 20,000 plain group messages from 5,000 members (activity tracking only, no reply)
-(b) 20,000 /start commands in private chats, each answered
+(b) 20,000 /start commands in private chats (one new user each), each answered
 (c) a bare aiogram echo bot on the same emulator, 20,000 private messages (the reference);
     c100 is the same echo bot with tasks_concurrency_limit=100
+(a0) aiogram with no routers, counting the messages of (a): the framework's floor for (a)
+
+A burst still running after --timeout seconds is stopped; its rate is what it handled by then
+(marked "partial"), which keeps a run under three minutes however slow the bot is.
 
 Three kinds of process: this one (orchestrates, samples the bot's RSS every 50 ms), the emulator
 (bench/emulator_proc.py, a fresh one per scenario) and the bot (bench/bot_worker.py, a fresh one per
@@ -269,6 +273,8 @@ def scenario(run: Run, opts: argparse.Namespace, dbs: Databases, workdir: Path) 
             if opts.updates_in_flight:
                 args += ["--updates-in-flight", str(opts.updates_in_flight)]
         profile = Path(opts.profile) / f"profile-{run.key}.txt" if opts.profile else None
+        if opts.cprofile:
+            args += ["--cprofile", str(Path(opts.cprofile) / f"cprofile-{run.key}.prof")]
         run.result, run.peak_sampled_mb = run_worker(opts.python, common + args, workdir / f"bot-{run.key}.log",
                                                      timeout=opts.timeout + 60, profile=profile)
     finally:
@@ -355,7 +361,8 @@ def report(runs: dict[str, Run], dbs: Databases, opts: argparse.Namespace, total
             print(f"{run.label}: ERROR {r.get('error')} (logs in {opts.workdir})")
             continue
         extra = [f"RSS before burst {r.get('rss_before_burst_mb')} MB", f"enqueue {r.get('enqueue_seconds')} s",
-                 f"wall {run.wall:.1f} s", f"other processes used {run.others_cpu:.2f} of {os.cpu_count()} CPUs"]
+                 f"wall {run.wall:.1f} s",
+                 f"other processes (a local database server among them) used {run.others_cpu:.2f} of {os.cpu_count()} CPUs"]
         if run.seconds:
             # Includes the enqueue (emulator) and the few ms between the burst call and the first batch.
             extra.insert(0, f"CPU during burst: bot {r['cpu_seconds']:.1f} s, emulator {r['emulator_cpu_seconds']:.1f} s "
@@ -392,15 +399,18 @@ def main() -> int:
     parser.add_argument("--updates-in-flight", type=int, help="override the bot's UPDATES_IN_FLIGHT")
     parser.add_argument("--only", default="a,b,c,c100,a0",
                         help="scenarios to run, comma-separated (a,b,c,c100,a0; default all)")
-    parser.add_argument("--timeout", type=float, default=60,
-                        help="seconds per burst; a slower bot is stopped there and its rate is what it did (default 60)")
+    parser.add_argument("--timeout", type=float, default=40,
+                        help="seconds per burst; a slower bot is stopped there and its rate is what it did (default 40)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir with databases and logs")
     parser.add_argument("--profile", metavar="DIR",
                         help="run each bot under `py-spy record` (pip install py-spy); raw collapsed stacks in DIR")
+    parser.add_argument("--cprofile", metavar="DIR",
+                        help="cProfile each burst (start-up excluded) into DIR/cprofile-<scenario>.prof")
     opts = parser.parse_args()
     opts.python = sys.executable
-    if opts.profile:
-        Path(opts.profile).mkdir(parents=True, exist_ok=True)
+    for folder in (opts.profile, opts.cprofile):
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
     wanted = [k.strip() for k in opts.only.split(",") if k.strip()]
     labels = {"a": "(a) group chatter", "b": "(b) /start answered", "c": "(c) aiogram echo",
               "c100": "(c100) echo, limit 100", "a0": "(a0) bare aiogram, chatter"}

@@ -37,6 +37,18 @@ async def connect_redis(url: str) -> Redis:
     return redis
 
 
+class SharedRedisStorage(RedisStorage):
+    """FSM storage on the App's Redis client, which the App closes itself.
+
+    aiogram closes the FSM storage as soon as polling stops, while updates already fetched are
+    still being handled; with RedisStorage that closes the Redis client under them (and under the
+    sender's budget and the de-dup ledger). The App drains those updates first, then closes Redis.
+    """
+
+    async def close(self) -> None:
+        return None
+
+
 class App:
     """Owns the engine, Redis, the Bot, the Dispatcher, the sender, the activity flusher, the scheduler."""
 
@@ -52,7 +64,7 @@ class App:
         self.dp: Dispatcher = create_dispatcher(
             settings=settings,
             sessions=self.sessions,
-            storage=RedisStorage(redis) if redis is not None else MemoryStorage(),
+            storage=SharedRedisStorage(redis) if redis is not None else MemoryStorage(),
             ledger=RedisLedger(redis, bot_id=bot.id) if redis is not None else MemoryLedger(),
             tracker=self.tracker,
             i18n=get_i18n(),
@@ -141,7 +153,6 @@ class App:
         if "sender" in self._started:
             await self.sender.stop(drain=True)
         self._started.clear()
-        await self.dp.storage.close()
         await self.bot.session.close()
         await self.sender_bot.session.close()
         if self.redis is not None:
