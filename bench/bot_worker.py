@@ -255,8 +255,8 @@ async def run_bare(args: argparse.Namespace) -> dict[str, Any]:
     polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False, tasks_concurrency_limit=100))
     result: dict[str, Any] = {"tasks_concurrency_limit": 100}
     try:
-        await control.wait(lambda s: s["undelivered"] == 0 and s["counters"].get("getUpdates", 0) >= 2,
-                           timeout=30, what="warm-up")
+        # Fetched and confirmed (the next getUpdates carried their offset): the warm-up is behind us.
+        await control.wait(lambda s: s["undelivered"] == 0 and s["pending"] == 0, timeout=30, what="warm-up")
         await _idle(dp)
         recorded = 0
         result["rss_before_burst_mb"] = round(rss_mb(), 1)

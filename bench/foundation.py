@@ -399,8 +399,8 @@ def main() -> int:
     parser.add_argument("--updates-in-flight", type=int, help="override the bot's UPDATES_IN_FLIGHT")
     parser.add_argument("--only", default="a,b,c,c100,a0",
                         help="scenarios to run, comma-separated (a,b,c,c100,a0; default all)")
-    parser.add_argument("--timeout", type=float, default=40,
-                        help="seconds per burst; a slower bot is stopped there and its rate is what it did (default 40)")
+    parser.add_argument("--timeout", type=float, default=35,
+                        help="seconds per burst; a slower bot is stopped there and its rate is what it did (default 35)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir with databases and logs")
     parser.add_argument("--profile", metavar="DIR",
                         help="run each bot under `py-spy record` (pip install py-spy); raw collapsed stacks in DIR")
