@@ -17,14 +17,13 @@ from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors_text import error_text
 from bot.keyboards import AdminNav, CouponAdmin, CouponOp, Section
 from bot.middlewares.actor import Actor
 from bot.render import edit_or_send
-from bot.services import communities, coupons
+from bot.services import communities, coupons, users
 from bot.services.errors import DomainError
 from bot.services.money import parse_money
 from bot.states import CouponForm
@@ -78,7 +77,7 @@ def coupon_line(coupon: Coupon, owner: User | None, community: Community, now: d
 async def list_view(session: AsyncSession, community: Community) -> tuple[str, InlineKeyboardMarkup]:
     listed = await coupons.listing(session, community_id=community.id, limit=LIST_LIMIT)
     owner_ids = {c.owner_id for c in listed if c.owner_id}
-    owners = {u.id: u for u in await session.exec(select(User).where(col(User.id).in_(owner_ids)))} if owner_ids else {}
+    owners = await users.by_ids(session, owner_ids)
     lines = [_("<b>Coupons · {title}</b> (times in {tz})").format(title=escape(community.title), tz=community.timezone)]
     if not listed:
         lines.append(_("No coupons yet."))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import update
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services.errors import DomainError
@@ -150,3 +150,10 @@ async def forget(session: AsyncSession, *, user_id: int, now: datetime) -> None:
         await session.delete(member)
     session.add(AuditLog(community_id=None, actor_id=None, action="user.erased", details={}, created_at=now))
     await session.commit()
+
+
+async def by_ids(session: AsyncSession, ids: set[int]) -> dict[int, User]:
+    """Users by Telegram id, for lists that name many people at once."""
+    if not ids:
+        return {}
+    return {u.id: u for u in await session.exec(select(User).where(col(User.id).in_(ids)))}
