@@ -50,6 +50,19 @@ async def guard(query: CallbackQuery, session: AsyncSession, actor: Actor, commu
     return community
 
 
+async def form_guard(message: Message, session: AsyncSession, actor: Actor, state: FSMContext) -> Community | None:
+    """For a typed form answer: the form's community if the actor still leads it; else the form closes."""
+    data = await state.get_data()
+    community = None
+    if "community_id" in data:
+        community = await communities.can_manage(session, community_id=data["community_id"], user_id=actor.user.id,
+                                                 is_owner=actor.is_owner)
+    if community is None:
+        await state.clear()
+        await message.answer(_("Only this community's leaders can do that."))
+    return community
+
+
 def nav(community_id: int, section: Section) -> str:
     return AdminNav(community_id=community_id, section=section).pack()
 

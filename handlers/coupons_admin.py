@@ -23,11 +23,11 @@ from bot.errors_text import error_text
 from bot.keyboards import AdminNav, CouponAdmin, CouponOp, Section
 from bot.middlewares.actor import Actor
 from bot.render import edit_or_send
-from bot.services import communities, coupons, users
+from bot.services import coupons, users
 from bot.services.errors import DomainError
 from bot.services.money import parse_money
 from bot.states import CouponForm
-from handlers.admin import back_button, guard
+from handlers.admin import back_button, form_guard, guard
 from handlers.member_coupons import expiry_text, min_spend_text, money, value_text
 from models import Community, User
 from models.shop import Coupon, CouponKind
@@ -281,11 +281,8 @@ async def on_form_not_text(message: Message, state: FSMContext) -> None:
 @router.message(StateFilter(CouponForm), F.chat.type == "private", ~F.text.startswith("/"))
 async def on_form_answer(message: Message, session: AsyncSession, actor: Actor, state: FSMContext) -> None:
     current, data = await state.get_state(), await state.get_data()
-    community = await communities.can_manage(session, community_id=data.get("community_id", 0), user_id=actor.user.id,
-                                             is_owner=actor.is_owner)
+    community = await form_guard(message, session, actor, state)
     if community is None:
-        await state.clear()
-        await message.answer(_("Only this community's leaders can do that."))
         return
     if current in BUTTON_STEPS:
         text, markup = prompt(current, data)

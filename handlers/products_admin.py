@@ -39,11 +39,11 @@ from bot.keyboards import (
 )
 from bot.middlewares.actor import Actor
 from bot.render import edit_or_send
-from bot.services import communities, posts, products
+from bot.services import posts, products
 from bot.services.errors import DomainError
 from bot.services.money import format_money, parse_money
 from bot.states import PostForm, ProductEditForm, ProductForm
-from handlers.admin import back_button, guard
+from handlers.admin import back_button, form_guard, guard
 from models import Community
 from models.shop import PostStatus, Product, ProductStatus
 
@@ -645,22 +645,9 @@ async def _apply_schedule(target: Message | CallbackQuery, session: AsyncSession
     await _leave_form(target, session, actor, community, data, notice, now=now)
 
 
-async def _answering_leader(message: Message, session: AsyncSession, actor: Actor, state: FSMContext) -> Community | None:
-    """The form's community if the actor still leads it; otherwise the form closes."""
-    data = await state.get_data()
-    community = None
-    if "community_id" in data:
-        community = await communities.can_manage(session, community_id=data["community_id"], user_id=actor.user.id,
-                                                 is_owner=actor.is_owner)
-    if community is None:
-        await state.clear()
-        await message.answer(_("Only this community's leaders can do that."))
-    return community
-
-
 @router.message(StateFilter(*PHOTO_STEPS), F.chat.type == "private", F.photo)
 async def on_form_photo(message: Message, session: AsyncSession, actor: Actor, state: FSMContext) -> None:
-    community = await _answering_leader(message, session, actor, state)
+    community = await form_guard(message, session, actor, state)
     if community is None:
         return
     # Telegram sends every size it made; the last is the largest.
@@ -674,7 +661,7 @@ async def on_form_text(message: Message, session: AsyncSession, actor: Actor, st
     if current in PHOTO_STEPS or current == ProductForm.preview.state:
         await _ask_again(message, current, data)
         return
-    community = await _answering_leader(message, session, actor, state)
+    community = await form_guard(message, session, actor, state)
     if community is None:
         return
     await _answer_step(message, session, actor, state, community, current, data, message.text, now=_at(message))

@@ -22,10 +22,10 @@ from bot.locales import LOCALE_NAMES, LOCALES
 from bot.keyboards import AdminNav, CommunityLang, Form, FormAction, Pickup, PickupAction, Section
 from bot.middlewares.actor import Actor
 from bot.render import edit_or_send
-from bot.services import communities, settings
+from bot.services import settings
 from bot.services.errors import DomainError
 from bot.states import SettingsForm
-from handlers.admin import back_button, guard, nav
+from handlers.admin import back_button, form_guard, guard, nav
 from models import Community
 
 router = Router(name=__name__)
@@ -233,10 +233,8 @@ async def on_form_not_text(message: Message, state: FSMContext) -> None:
 async def on_form_answer(message: Message, session: AsyncSession, actor: Actor, state: FSMContext) -> None:
     """The answer to whichever settings form step is open."""
     current, data = await state.get_state(), await state.get_data()
-    community = await communities.can_manage(session, community_id=data["community_id"], user_id=actor.user.id, is_owner=actor.is_owner)
+    community = await form_guard(message, session, actor, state)
     if community is None:
-        await state.clear()
-        await message.answer(_("Only this community's leaders can do that."))
         return
     cid, who, raw = community.id, actor.user.id, message.text
     try:

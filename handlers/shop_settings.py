@@ -21,7 +21,6 @@ from bot.errors_text import error_text
 from bot.keyboards import AdminNav, Section, ShopOp, ShopOption
 from bot.middlewares.actor import Actor
 from bot.render import edit_or_send
-from bot.services import communities
 from bot.services.errors import DomainError
 from bot.services.shop_settings import (
     ShopSettings,
@@ -32,7 +31,7 @@ from bot.services.shop_settings import (
     update_shop_settings,
 )
 from bot.states import ShopSettingsForm
-from handlers.admin import back_button, guard
+from handlers.admin import back_button, form_guard, guard
 from models import Community
 
 router = Router(name=__name__)
@@ -187,11 +186,8 @@ async def on_form_not_text(message: Message, state: FSMContext) -> None:
 @router.message(StateFilter(ShopSettingsForm), F.chat.type == "private", ~F.text.startswith("/"))
 async def on_form_answer(message: Message, session: AsyncSession, actor: Actor, state: FSMContext) -> None:
     current, data = await state.get_state(), await state.get_data()
-    community = await communities.can_manage(session, community_id=data.get("community_id", 0), user_id=actor.user.id,
-                                             is_owner=actor.is_owner)
+    community = await form_guard(message, session, actor, state)
     if community is None:
-        await state.clear()
-        await message.answer(_("Only this community's leaders can do that."))
         return
     key = _key(current)
     try:
