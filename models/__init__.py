@@ -2,6 +2,7 @@
 
 from models.audit import AuditLog
 from models.community import REQUIRED_RIGHTS, Community, PickupPoint
+from models.groupbuy import GroupBuy, GroupBuyKind, GroupBuyStatus, GroupBuyTeam, TeamStatus
 from models.job_mark import JobMark
 from models.member import Member, MemberStatus
 from models.shop import (
@@ -19,7 +20,8 @@ from models.shop import (
 from models.user import User
 
 __all__ = [
-    "AuditLog", "Community", "Coupon", "CouponKind", "CouponRedemption", "JobMark", "Member", "MemberStatus", "Order",
+    "AuditLog", "Community", "Coupon", "CouponKind", "CouponRedemption", "GroupBuy", "GroupBuyKind", "GroupBuyStatus",
+    "GroupBuyTeam", "JobMark", "Member", "MemberStatus", "Order",
     "OrderStatus", "PaymentMethod", "PickupPoint", "PostStatus", "Product", "ProductPost", "ProductStatus",
-    "REQUIRED_RIGHTS", "User",
+    "REQUIRED_RIGHTS", "TeamStatus", "User",
 ]

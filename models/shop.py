@@ -113,6 +113,12 @@ class Order(SQLModel, table=True):
     telegram_charge_id: str | None = Field(default=None, max_length=255, unique=True)
     provider_charge_id: str | None = Field(default=None, max_length=255)
     cancel_reason: str | None = Field(default=None, max_length=32)
+    # A part in a group-buy: the campaign, the team (team campaigns) and who shared the link.
+    group_buy_id: int | None = Field(default=None, foreign_key="group_buys.id", index=True)
+    team_id: int | None = Field(default=None, foreign_key="group_buy_teams.id", index=True)
+    invited_by: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    # Paid above the final group price and given back as a coupon, minor units.
+    credit: int = Field(default=0)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     paid_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

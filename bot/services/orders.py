@@ -8,6 +8,10 @@ Stock never goes below zero and no order is lost or doubled, on SQLite and Postg
   finds the order it already made;
 - every state change is a conditional UPDATE from the expected state, so two paths (a member
   cancelling, the expiry job, a payment arriving) cannot both apply.
+
+A group-buy order (bot/services/groupbuy_join.py) takes its seat through the `Seat` hook inside the
+same transaction. Rows are always locked in one order — the team or campaign, then orders, then
+the product, then the coupon — so a join, a cancellation and a close cannot deadlock.
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from math import ceil
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, case, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services import audit, coupons
+from bot.services import audit, coupons, group_seats
 from bot.services.errors import DomainError
 from bot.services.money import precision
 from bot.services.products import mark_cards_stale
@@ -49,6 +54,18 @@ class Quote:
     discount: int
     total: int
     coupon: Coupon | None
+
+
+class Seat(Protocol):
+    """A group-buy's part in placing an order, run inside the order's transaction."""
+
+    async def take(self, session: AsyncSession, *, user_id: int, quantity: int, unit_price: int,
+                   now: datetime) -> dict[str, Any]:
+        """Take the seat (the first write, locking the team or campaign) or raise; returns the
+        order's group columns."""
+
+    async def placed(self, session: AsyncSession, order: Order, now: datetime) -> None:
+        """The order exists (flushed): confirm the team if this order filled it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +115,7 @@ def check_sellable(product: Product, quantity: int) -> None:
             raise DomainError("quantity_over_stock", available=product.stock)
 
 
-async def _check_member_limit(session: AsyncSession, product: Product, user_id: int, quantity: int) -> None:
+async def check_member_limit(session: AsyncSession, product: Product, user_id: int, quantity: int) -> None:
     if product.per_member_limit is None:
         return
     already = await bought_by(session, product_id=product.id, user_id=user_id)
@@ -115,7 +132,7 @@ async def quote(session: AsyncSession, *, community: Community, product_id: int,
     if not 1 <= quantity <= QUANTITY_MAX:
         raise DomainError("quantity_zero" if quantity < 1 else "quantity_too_large", max=QUANTITY_MAX)
     check_sellable(product, quantity)
-    await _check_member_limit(session, product, user_id, quantity)
+    await check_member_limit(session, product, user_id, quantity)
     subtotal = product.price * quantity
     coupon, discount = None, 0
     if coupon_code:
@@ -142,13 +159,15 @@ async def place(
     pickup_point_id: int | None = None,
     delivery_address: str | None = None,
     coupon_code: str | None = None,
-    initial_status: OrderStatus = OrderStatus.PENDING_PAYMENT,
+    seat: Seat | None = None,
 ) -> Placed:
     """Reserve stock and create the order, all or nothing, and commit.
 
     `unit_price` is the price the member saw on the summary; if the leader changed it since, the
     order is refused with `price_changed` so the member confirms the new price. An order with
     nothing to pay (a coupon covers it all) is settled at once: Telegram sends no invoice for 0.
+    With a `seat` (a group-buy) the seat checks the group price, and the order waits in
+    awaiting-group once nothing is left to pay online.
     """
     existing = await by_checkout_key(session, checkout_key)
     if existing is not None:
@@ -163,10 +182,12 @@ async def place(
         # caller loaded in this session (community, product, user), which the handler words the
         # refusal from.
         async with session.begin_nested():
+            group = await seat.take(session, user_id=user_id, quantity=quantity, unit_price=unit_price, now=now) if seat else {}
+            price_check = Product.price == unit_price if seat is None else True
             reserved = await session.execute(
                 update(Product)
                 .where(Product.id == product_id, Product.community_id == community.id, Product.status == ProductStatus.ACTIVE,
-                       Product.price == unit_price, (col(Product.stock).is_(None)) | (col(Product.stock) >= quantity))
+                       price_check, (col(Product.stock).is_(None)) | (col(Product.stock) >= quantity))
                 # NULL stock (unlimited) stays NULL: NULL - n is NULL in SQL.
                 .values(stock=Product.stock - quantity, sold=Product.sold + quantity, updated_at=now)
             )
@@ -179,7 +200,7 @@ async def place(
             product = reserved_product = await session.get(Product, product_id, populate_existing=True)
             # Counted under the lock the reservation took, so two checkouts by one member cannot
             # both pass; this order's row does not exist yet.
-            await _check_member_limit(session, product, user_id, quantity)
+            await check_member_limit(session, product, user_id, quantity)
             subtotal = unit_price * quantity
             coupon, discount = None, 0
             if coupon_code:
@@ -189,8 +210,11 @@ async def place(
             free = total == 0
             if not free:
                 _check_payment_method(settings, payment_method)
-            status = OrderStatus.PAID if free and initial_status == OrderStatus.PENDING_PAYMENT else initial_status
             online = payment_method in (PaymentMethod.PROVIDER, PaymentMethod.STARS)
+            if seat is None:
+                status = OrderStatus.PAID if free else OrderStatus.PENDING_PAYMENT
+            else:
+                status = OrderStatus.PENDING_PAYMENT if online and not free else OrderStatus.AWAITING_GROUP
             order = Order(
                 community_id=community.id, product_id=product_id, user_id=user_id, quantity=quantity,
                 unit_price=unit_price, discount=discount, total=total, currency=community.currency,
@@ -198,12 +222,14 @@ async def place(
                 status=status, payment_method=payment_method, pickup_point_id=pickup_point_id,
                 delivery_address=delivery_address, coupon_id=coupon.id if coupon else None, checkout_key=checkout_key,
                 expires_at=now + timedelta(minutes=settings.unpaid_minutes) if online and status == OrderStatus.PENDING_PAYMENT else None,
-                created_at=now, updated_at=now,
+                created_at=now, updated_at=now, **group,
             )
             session.add(order)
             await session.flush()
             if coupon is not None:
                 await coupons.redeem(session, coupon, user_id=user_id, order_id=order.id, now=now)
+            if seat is not None:
+                await seat.placed(session, order, now)
             await mark_cards_stale(session, product_id=product_id)
         await session.commit()
         return Placed(order, created=True)
@@ -276,6 +302,7 @@ async def _transition(session: AsyncSession, order: Order, *, from_: tuple[str, 
 
 
 async def _return_stock(session: AsyncSession, order: Order, now: datetime) -> None:
+    await group_seats.release(session, order, now)
     await session.execute(
         update(Product).where(Product.id == order.product_id)
         .values(stock=Product.stock + order.quantity, sold=Product.sold - order.quantity, updated_at=now)
@@ -305,22 +332,30 @@ async def cancel(session: AsyncSession, *, order: Order, reason: str, actor_id: 
 
 async def _cancel(session: AsyncSession, order: Order, *, from_: tuple[str, ...], reason: str, actor_id: int | None,
                   now: datetime) -> Order:
-    # Paid or not is read from the row as the UPDATE finds it, not from `order` as the caller loaded
-    # it: a payment landing meanwhile must turn into refund-due, not vanish in a plain cancellation.
-    target = case((col(Order.paid_at).is_(None), OrderStatus.CANCELLED.value), else_=OrderStatus.REFUND_DUE.value)
-    moved = await _transition(session, order, from_=from_, to=target, now=now, cancelled_at=now, cancel_reason=reason[:32])
-    if not moved:
+    if not await cancel_within(session, order, from_=from_, reason=reason, actor_id=actor_id, now=now):
         # Nothing was written. Commit rather than roll back, which would expire what the caller
         # loaded in this session; the refusal names the state the order is really in.
         await session.commit()
         await session.refresh(order)
         raise DomainError("order_not_cancellable", status=order.status)
+    await session.commit()
+    return order
+
+
+async def cancel_within(session: AsyncSession, order: Order, *, from_: tuple[str, ...], reason: str,
+                        actor_id: int | None, now: datetime) -> bool:
+    """Cancel inside the caller's transaction (no commit); False when the order was not in `from_`."""
+    await group_seats.lock(session, order)
+    # Paid or not is read from the row as the UPDATE finds it, not from `order` as the caller loaded
+    # it: a payment landing meanwhile must turn into refund-due, not vanish in a plain cancellation.
+    target = case((col(Order.paid_at).is_(None), OrderStatus.CANCELLED.value), else_=OrderStatus.REFUND_DUE.value)
+    if not await _transition(session, order, from_=from_, to=target, now=now, cancelled_at=now, cancel_reason=reason[:32]):
+        return False
     refund_due = order.status == OrderStatus.REFUND_DUE
     await _return_stock(session, order, now)
     audit.record(session, community_id=order.community_id, actor_id=actor_id, action="order.cancel",
                  details={"id": order.id, "reason": reason, "refund_due": refund_due}, now=now)
-    await session.commit()
-    return order
+    return True
 
 
 def member_may_cancel(order: Order, community: Community, now: datetime) -> bool:
@@ -379,7 +414,10 @@ async def record_payment(session: AsyncSession, *, order_id: int, user_id: int, 
         raise DomainError("order_unknown")
     values = {"telegram_charge_id": telegram_charge_id, "provider_charge_id": provider_charge_id, "paid_at": now}
     try:
-        if await _transition(session, order, from_=(OrderStatus.PENDING_PAYMENT,), to=OrderStatus.PAID, now=now,
+        # A group-buy order, once paid, waits for its group (or is confirmed at once in a team that
+        # filled meanwhile: read under the team's lock, so the team's confirmation cannot miss it).
+        target = await group_seats.paid_status(session, order) or OrderStatus.PAID
+        if await _transition(session, order, from_=(OrderStatus.PENDING_PAYMENT,), to=target, now=now,
                              expires_at=None, **values):
             audit.record(session, community_id=order.community_id, actor_id=user_id, action="order.paid",
                          details={"id": order.id, "amount": amount, "currency": currency}, now=now)
