@@ -110,12 +110,10 @@ def check_tiers(tiers: tuple[tuple[int, int], ...], *, base_price: int, min_unit
     """Tiers: more units, a lower price each; the first above the minimum."""
     if len(tiers) > TIERS_MAX:
         raise DomainError("tiers_too_many", max=TIERS_MAX)
-    last_units, last_price = min_units, base_price
+    last_units, last_price = None, base_price
     for units, price in sorted(tiers):
-        if units <= last_units and units != min_units:
-            raise DomainError("tier_units_order", units=units, after=last_units)
-        if units < min_units:
-            raise DomainError("tier_units_order", units=units, after=min_units)
+        if units < min_units or (last_units is not None and units <= last_units):
+            raise DomainError("tier_units_order", units=units, after=min_units if last_units is None else last_units)
         if not 0 < price < last_price:
             raise DomainError("tier_price_order", price=price, before=last_price)
         last_units, last_price = units, price
