@@ -108,6 +108,10 @@ class App:
         if scheduler:
             self.scheduler.start()
             self._started.append("scheduler")
+            # Group-buy deadlines that passed while the bot was down close now, not at the first tick.
+            from bot.jobs_groupbuys import catch_up
+
+            self._catch_up = asyncio.create_task(catch_up(self), name="groupbuy-catch-up")
         log.info("bot @%s ready (database %s, redis %s)", self.bot_username, self.engine.url.get_backend_name(),
                  "on" if self.redis else "off")
 
@@ -148,6 +152,8 @@ class App:
         await self.drain_updates()
         if "scheduler" in self._started:
             await self.scheduler.stop()
+            await asyncio.wait({self._catch_up}, timeout=15)
+            self._catch_up.cancel()
         if "flusher" in self._started:
             await self.flusher.stop()
         if "sender" in self._started:

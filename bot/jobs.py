@@ -63,3 +63,4 @@ async def refresh_leaders(app: App, now: datetime) -> str:
 from bot import jobs_posts  # noqa: E402,F401
 from bot import jobs_orders  # noqa: E402,F401
 from bot import jobs_summary  # noqa: E402,F401
+from bot import jobs_groupbuys  # noqa: E402,F401
