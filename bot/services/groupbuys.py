@@ -12,11 +12,11 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services import audit
+from bot.services import audit, job_marks
 from bot.services.errors import DomainError
 from bot.services.group_seats import SEATED, mark_card_stale
 from models.groupbuy import GroupBuy, GroupBuyKind, GroupBuyStatus, GroupBuyTeam, TeamStatus
@@ -27,6 +27,7 @@ TEAM_MINUTES_MAX = 7 * 24 * 60
 MEMBER_TEAMS_MAX = 20
 TIERS_MAX = 5
 UNITS_MAX = 1_000_000
+TIER_RE = re.compile(r"^[≥>=\s]*(\d{1,7})\s*(?:->|[=:>→,]|\s)+\s*(\S+)$")
 DURATION_RE = re.compile(r"^\s*(?:(\d{1,4})\s*(?:d|天)\s*)?(?:(\d{1,4})\s*(?:h|小时)\s*)?(?:(\d{1,5})\s*(?:m|min|分钟?)\s*)?$", re.I)
 
 
@@ -81,13 +82,10 @@ def check_terms(terms: Terms, *, product: Product, now: datetime) -> Terms:
     """The terms, if they make a campaign that can run; otherwise the first thing wrong."""
     if product.status == ProductStatus.ARCHIVED:
         raise DomainError("product_archived", number=product.number)
-    if terms.price <= 0:
-        raise DomainError("groupbuy_price_zero")
+    check_price(terms.kind, terms.price, normal_price=product.price)
     if terms.ends_at <= (terms.starts_at or now):
         raise DomainError("groupbuy_end_past")
     if terms.kind == GroupBuyKind.TEAM:
-        if terms.price >= product.price:
-            raise DomainError("groupbuy_price_not_lower", price=product.price)
         if terms.team_size is None or not 2 <= terms.team_size <= TEAM_SIZE_MAX:
             raise DomainError("team_size_range", min=2, max=TEAM_SIZE_MAX)
         if terms.team_minutes is None or not 1 <= terms.team_minutes <= TEAM_MINUTES_MAX:
@@ -106,6 +104,15 @@ def check_terms(terms: Terms, *, product: Product, now: datetime) -> Terms:
     return replace(terms, team_size=None, team_minutes=None, tiers=tuple(sorted(terms.tiers)))
 
 
+def check_price(kind: GroupBuyKind, price: int, *, normal_price: int) -> int:
+    """A group price above zero; a team's below the product's normal price (or why would anyone team up)."""
+    if price <= 0:
+        raise DomainError("groupbuy_price_zero")
+    if kind == GroupBuyKind.TEAM and price >= normal_price:
+        raise DomainError("groupbuy_price_not_lower", price=normal_price)
+    return price
+
+
 def check_tiers(tiers: tuple[tuple[int, int], ...], *, base_price: int, min_units: int) -> None:
     """Tiers: more units, a lower price each; the first above the minimum."""
     if len(tiers) > TIERS_MAX:
@@ -121,19 +128,26 @@ def check_tiers(tiers: tuple[tuple[int, int], ...], *, base_price: int, min_unit
 
 def parse_tier(raw: str) -> tuple[int, str]:
     """`10 9.50` or `10=9.50` or `≥10 → 9.50`: the units and the price as typed (parsed by money)."""
-    parts = re.split(r"[\s=:>→≥,]+", raw.strip().replace("->", " "))
-    parts = [p for p in parts if p]
-    if len(parts) != 2 or not parts[0].isdigit():
+    # Only the first separator splits: a price may carry a decimal comma ("30 8,80").
+    match = TIER_RE.match(raw.strip())
+    if match is None:
         raise DomainError("tier_format", value=raw.strip()[:24])
-    return int(parts[0]), parts[1]
+    return int(match.group(1)), match.group(2)
 
 
-async def create(session: AsyncSession, *, community_id: int, actor_id: int, terms: Terms, now: datetime) -> GroupBuy:
-    """A draft campaign (not visible to members until published). Commits."""
+async def create(session: AsyncSession, *, community_id: int, actor_id: int, terms: Terms, now: datetime,
+                 once_key: str | None = None) -> GroupBuy:
+    """A draft campaign (not visible to members until published). Commits.
+
+    `once_key` names the form that asked: its second Publish (a double tap, two taps handled at
+    once) is refused with `groupbuy_already_saved` instead of making a second campaign."""
     product = await session.get(Product, terms.product_id)
     if product is None or product.community_id != community_id:
         raise DomainError("product_unknown")
     terms = check_terms(terms, product=product, now=now)
+    if once_key is not None and not await job_marks.claim(session, job="groupbuy.create", key=once_key, now=now):
+        await session.rollback()
+        raise DomainError("groupbuy_already_saved")
     campaign = GroupBuy(community_id=community_id, status=GroupBuyStatus.DRAFT, created_by=actor_id, created_at=now,
                         updated_at=now, **_columns(terms, now))
     session.add(campaign)
@@ -289,6 +303,24 @@ async def open_teams(session: AsyncSession, *, group_buy_id: int, now: datetime,
     if limit is not None:
         query = query.limit(limit)
     return list(await session.exec(query))
+
+
+async def teams(session: AsyncSession, *, group_buy_id: int, offset: int = 0, limit: int = 10) -> tuple[list[GroupBuyTeam], int]:
+    """A page of a campaign's teams for the leader (open ones first, then the newest) and how many there are."""
+    where = GroupBuyTeam.group_buy_id == group_buy_id
+    total = (await session.exec(select(func.count()).select_from(GroupBuyTeam).where(where))).one()
+    rows = await session.exec(select(GroupBuyTeam).where(where)
+                              .order_by(case((GroupBuyTeam.status == TeamStatus.OPEN, 0), else_=1),
+                                        col(GroupBuyTeam.number).desc())
+                              .offset(offset).limit(limit))
+    return list(rows), int(total)
+
+
+async def get_team(session: AsyncSession, *, community_id: int, group_buy_id: int, team_id: int) -> GroupBuyTeam:
+    team = await session.get(GroupBuyTeam, team_id)
+    if team is None or team.community_id != community_id or team.group_buy_id != group_buy_id:
+        raise DomainError("groupbuy_unknown")
+    return team
 
 
 @dataclass(frozen=True, slots=True)
