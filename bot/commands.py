@@ -52,6 +52,7 @@ COMMANDS: list[Command] = [
     _cmd("buy", N_("Buy a product by the number on its card, e.g. /buy 3"), {MEMBER}, {GROUP}),
     _cmd("orders", N_("Your orders"), {MEMBER}, {PRIVATE}),
     _cmd("coupons", N_("Your coupons and what they take off"), {MEMBER}, {PRIVATE}),
+    _cmd("groupbuy", N_("Group-buys open now: join a team or a community order"), {MEMBER}, {PRIVATE, GROUP}),
 ]
 
 

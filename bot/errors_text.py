@@ -145,5 +145,23 @@ def error_text(err: DomainError, *, currency: str | None = None) -> str:
             return _("“{value}” is not a time. Send HH:MM (for example 21:00), or off.").format(value=escape(str(p.get("value", ""))))
         case "product_already_saved":
             return _("This product is already saved.")
+        case "groupbuy_not_started":
+            return _("This group-buy has not started yet.")
+        case "team_unknown":
+            return _("That team does not exist.")
+        case "team_full":
+            return _("Someone took the last seat of team #{number} a moment before you. Open a new team?").format(number=p.get("number"))
+        case "team_closed":
+            return _("Team #{number} is closed: it did not fill in time.").format(number=p.get("number"))
+        case "team_expired":
+            return _("Team #{number} ran out of time before it filled.").format(number=p.get("number"))
+        case "team_already_in":
+            return _("You are already in team #{number}.").format(number=p.get("number"))
+        case "team_open_limit":
+            return _("You can open at most {limit} team(s) in this group-buy.").format(limit=p.get("limit"))
+        case "team_join_limit":
+            return _("You can join at most {limit} team(s) opened by others in this group-buy.").format(limit=p.get("limit"))
+        case "groupbuy_member_limit":
+            return _("Each member may join with at most {limit} units; you can still add {left}.").format(limit=p.get("limit"), left=p.get("left"))
         case _:
             return _("That did not work ({code}).").format(code=err.code)

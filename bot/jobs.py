@@ -64,3 +64,4 @@ from bot import jobs_posts  # noqa: E402,F401
 from bot import jobs_orders  # noqa: E402,F401
 from bot import jobs_summary  # noqa: E402,F401
 from bot import jobs_groupbuys  # noqa: E402,F401
+from bot import jobs_groupbuy_cards  # noqa: E402,F401

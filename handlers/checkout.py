@@ -2,7 +2,10 @@
 summary → Confirm.
 
 It starts from the `buy-<product id>[-<quantity>]` deep link (the Buy button, the group's /buy
-reply, a shared link) or directly from /buy in the group when the member can be reached. One
+reply, a shared link) or directly from /buy in the group when the member can be reached; a
+group-buy's deep links (handlers/groupbuy_group.py) start it with a `JoinRef`, kept in the FSM data
+as primitives: then the group price is quoted (`groupbuy_join.quote`), the steps say which
+group-buy or team is joined, and Confirm joins it (`groupbuy_join.join`). One
 message is edited from step to step; typed answers (a number, an address, a coupon code) get the
 next step as a new message. Back and Cancel are on every step after the first; an answer that is
 refused is asked again with the reason.
@@ -10,7 +13,9 @@ refused is asked again with the reason.
 Every step is checked against the database again (`orders.quote`), and Confirm hands the price
 shown on the summary to `orders.place`, which reserves the stock atomically. The checkout key made
 when the checkout starts makes Confirm idempotent: a double tap or a redelivered press finds the
-order already made and sends nothing more.
+order already made and sends nothing more. A group-buy refusal that leaves the member out (the
+team filled, failed or expired) ends the checkout with a link to open a new team while the
+campaign takes new teams.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 from html import escape
+from urllib.parse import quote as url_quote
 from uuid import uuid4
 
 from aiogram import Bot, F, Router
@@ -30,22 +37,28 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import deeplinks
+from bot import deeplinks, groupbuy_announce
 from bot.config import Settings
 from bot.errors_text import error_text
+from bot.groupbuy_cards import duration, local
 from bot.keyboards import Checkout, CheckoutAction
 from bot.middlewares.actor import Actor
 from bot.order_notify import method_label, order_message
 from bot.render import edit_or_send
-from bot.services import coupons, orders
+from bot.services import coupons, groupbuy_board, groupbuy_join, orders
 from bot.services.errors import DomainError
+from bot.services.groupbuy_join import JoinMode, JoinRef
 from bot.services.money import format_money
 from bot.services.settings import get_pickup_point, pickup_points
 from bot.services.shop_settings import shop_settings
 from bot.states import CheckoutForm
 from handlers.payments import send_invoice
 from models import Community, PickupPoint
+from models.groupbuy import GroupBuy, GroupBuyStatus, TeamStatus
 from models.shop import Coupon, CouponKind, OrderStatus, PaymentMethod, Product
+
+if TYPE_CHECKING:
+    from bot.app import App
 
 router = Router(name=__name__)
 router.message.filter(F.chat.type == "private")
@@ -58,6 +71,8 @@ ID_MAX = 2**31 - 1
 LINK_ARG_RE = re.compile(r"^(\d{1,10})(?:-([A-Za-z0-9_]{1,16}))?$")
 # Ways of paying, in the order they are offered; a PAY button carries the index.
 METHODS = (PaymentMethod.PROVIDER, PaymentMethod.STARS, PaymentMethod.PICKUP)
+# Refusals after which opening a new team is the way on.
+NEW_TEAM_CODES = ("team_full", "team_closed", "team_expired")
 
 
 def _now() -> datetime:
@@ -109,7 +124,17 @@ class Cart:
         }
         return [m for m in METHODS if offered[m]]
 
+    @property
+    def join(self) -> JoinRef | None:
+        """The group-buy this checkout joins, or None for a plain order."""
+        if not self.data.get("gb"):
+            return None
+        return JoinRef(self.data["gb"], JoinMode(self.data["gm"]), self.data.get("gt"), self.data.get("gi"))
+
     async def quote(self) -> orders.Quote:
+        if (ref := self.join) is not None:
+            return await groupbuy_join.quote(self.session, community=self.community, ref=ref, user_id=self.user_id,
+                                             quantity=self.data["qty"], coupon_code=self.data.get("coupon"), now=_now())
         return await orders.quote(self.session, community=self.community, product_id=self.product.id, user_id=self.user_id,
                                   quantity=self.data["qty"], coupon_code=self.data.get("coupon"), now=_now())
 
@@ -133,10 +158,11 @@ async def load_cart(state: FSMContext, session: AsyncSession, settings: Settings
 # ----- starting ---------------------------------------------------------------------------------
 
 async def start(*, state: FSMContext, session: AsyncSession, settings: Settings, user_id: int, product_id: int,
-                quantity_raw: str | None = None) -> View:
+                quantity_raw: str | None = None, join: JoinRef | None = None, bot_username: str = "") -> View:
     """Open a new checkout for `product_id` and return its first step (the quantity, or the pickup
     point when a valid quantity came with the link). A product that cannot be bought at all ends
-    it at once with the reason."""
+    it at once with the reason. With `join`, the checkout joins that group-buy (of this product);
+    `bot_username` then builds the links it offers (a new team, sharing the member's team)."""
     await state.clear()
     product = await session.get(Product, _id(product_id))
     community = await session.get(Community, product.community_id) if product else None
@@ -145,18 +171,31 @@ async def start(*, state: FSMContext, session: AsyncSession, settings: Settings,
     if not community.active:
         return error_text(DomainError("community_inactive")), None
     data = {"key": uuid4().hex, "pid": product.id, "cid": community.id, "qty": 1}
+    if join is not None:
+        data.update(gb=join.group_buy_id, gm=join.mode.value, gt=join.team_id, gi=join.invited_by, bot=bot_username)
     cart = Cart(state, session, settings, user_id, data, product, community)
     if not cart.methods():
         return _("This shop does not take orders yet: no way of paying is set up. Please tell the leader."), None
     try:
         await cart.quote()  # one unit: refuses paused, archived, sold out, or the member's limit reached
     except DomainError as err:
-        return error_text(err, currency=community.currency), None
+        return error_text(err, currency=community.currency), await _offer(cart, err)
     await state.set_state(CheckoutForm.quantity)
     await state.set_data(data)
     if quantity_raw is None:
         return await show(cart, CheckoutForm.quantity)
     return await _take_quantity(cart, quantity_raw)
+
+
+async def start_join(*, state: FSMContext, session: AsyncSession, settings: Settings, user_id: int, ref: JoinRef,
+                     bot_username: str, quantity_raw: str | None = None) -> View:
+    """Open a checkout that joins a group-buy (a team, a new team, or a threshold)."""
+    campaign = await session.get(GroupBuy, _id(ref.group_buy_id))
+    if campaign is None or campaign.status == GroupBuyStatus.DRAFT:
+        await state.clear()
+        return error_text(DomainError("groupbuy_unknown")), None
+    return await start(state=state, session=session, settings=settings, user_id=user_id, product_id=campaign.product_id,
+                       quantity_raw=quantity_raw, join=ref, bot_username=bot_username)
 
 
 @deeplinks.route("buy")
@@ -176,8 +215,9 @@ async def link_buy(*, message: Message, arg: str, state: FSMContext, session: As
 def _step_for(err: DomainError) -> State | None:
     """Where a refusal sends the member back to; None ends the checkout."""
     code = err.code
-    if code.startswith("quantity_"):
-        return None if code == "quantity_over_limit" and err.params.get("left") == 0 else CheckoutForm.quantity
+    if code.startswith("quantity_") or code == "groupbuy_member_limit":
+        return None if code in ("quantity_over_limit", "groupbuy_member_limit") and err.params.get("left") == 0 \
+            else CheckoutForm.quantity
     if code.startswith("coupon_"):
         return CheckoutForm.coupon
     if code in ("pickup_unknown", "pickup_required", "delivery_disabled"):
@@ -201,9 +241,24 @@ async def _redirect(cart: Cart, err: DomainError) -> tuple[State | None, str]:
     return step, error_text(err, currency=cart.community.currency)
 
 
+async def _offer(cart: Cart, err: DomainError) -> InlineKeyboardMarkup | None:
+    """After a refusal that leaves the member out of a team: a link to open a new team, while the
+    campaign takes new teams and the member may open one."""
+    ref = cart.join
+    if ref is None or err.code not in NEW_TEAM_CODES:
+        return None
+    try:
+        await groupbuy_join.quote(cart.session, community=cart.community, ref=JoinRef(ref.group_buy_id, JoinMode.OPEN),
+                                  user_id=cart.user_id, quantity=1, coupon_code=None, now=_now())
+    except DomainError:
+        return None
+    link = deeplinks.build(cart.data["bot"], "gbo", ref.group_buy_id)
+    return InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text=_("🤝 Open a new team"), url=link)]])
+
+
 async def refuse(cart: Cart, err: DomainError) -> View:
     step, reason = await _redirect(cart, err)
-    return (reason, None) if step is None else await show(cart, step, reason)
+    return (reason, await _offer(cart, err)) if step is None else await show(cart, step, reason)
 
 
 async def show(cart: Cart, step: State, notice: str | None = None) -> View:
@@ -214,7 +269,7 @@ async def show(cart: Cart, step: State, notice: str | None = None) -> View:
         except DomainError as err:
             step, notice = await _redirect(cart, err)
             if step is None:
-                return notice, None
+                return notice, await _offer(cart, err)
             continue
         return (f"{notice}\n\n{text}" if notice else text), markup
     await cart.state.clear()
@@ -241,10 +296,44 @@ def _product_head(cart: Cart) -> str:
     return _("<b>#{number} · {title}</b>").format(number=product.number, title=escape(product.title))
 
 
+async def _join_line(cart: Cart) -> str | None:
+    """Which group-buy this checkout joins, at what price, and how far it is (None: a plain order)."""
+    ref = cart.join
+    if ref is None:
+        return None
+    tgt = await groupbuy_join.target(cart.session, ref=ref, community_id=cart.community.id, now=_now())
+    campaign, community = tgt.campaign, cart.community
+    price, normal = cart.money(tgt.unit_price), cart.money(cart.product.price)
+    if ref.mode is JoinMode.OPEN:
+        return _("🤝 Group-buy: you open a new team of {size} at the team price {price} (normal price {normal}). "
+                 "Once open, it has {limit} to fill.").format(
+            size=campaign.team_size, price=price, normal=normal,
+            limit=duration(campaign.team_minutes or 0, I18n.get_current().current_locale))
+    if ref.mode is JoinMode.TEAM:
+        team = await groupbuy_board.team_line(cart.session, team_id=tgt.team.id)
+        return _("🤝 Group-buy: you join team #{number} of {name} ({seats} of {size} joined; it must fill by {when}) "
+                 "at the team price {price} (normal price {normal}).").format(
+            number=team.number, name=escape(team.opener_name), seats=team.seats, size=team.size,
+            when=local(team.deadline_at, community, "%m-%d %H:%M"), price=price, normal=normal)
+    return _("🛒 Community group-buy: {units} of {min} units so far; it closes {when} ({tz}). Group price {price} "
+             "(normal price {normal}); if more units reach a lower price, everyone pays that.").format(
+        units=campaign.units, min=campaign.min_units, when=local(campaign.ends_at, community), tz=community.timezone,
+        price=price, normal=normal)
+
+
 async def _quantity_view(cart: Cart) -> View:
     product = cart.product
     most = orders.QUANTITY_MAX
     lines = [_product_head(cart), _("{price} each").format(price=cart.money(product.price))]
+    if (joining := await _join_line(cart)) is not None:
+        # The price only: the quantity asked for may be the one just refused.
+        tgt = await groupbuy_join.target(cart.session, ref=cart.join, community_id=cart.community.id, now=_now())
+        lines = [_product_head(cart), joining, _("{price} each").format(price=cart.money(tgt.unit_price))]
+        campaign = await cart.session.get(GroupBuy, cart.join.group_buy_id)
+        if campaign.member_limit is not None:
+            held = await groupbuy_join.units_held(cart.session, group_buy_id=campaign.id, user_id=cart.user_id)
+            most = min(most, campaign.member_limit - held)
+            lines.append(_("You can join with up to {count}.").format(count=max(campaign.member_limit - held, 0)))
     if product.stock is not None:
         most = min(most, product.stock)
         lines.append(_("{count} left").format(count=product.stock))
@@ -326,8 +415,10 @@ async def _summary_view(cart: Cart) -> View:
         method = methods[0].value
     # The price shown here is the price Confirm agrees to (orders.place refuses any other).
     await cart.save(price=quote.unit_price, method=method, free=quote.total == 0)
-    lines = [_("<b>Your order</b>"), _product_head(cart),
-             _("{qty} × {price} = {subtotal}").format(qty=quote.quantity, price=cart.money(quote.unit_price),
+    lines = [_("<b>Your order</b>"), _product_head(cart)]
+    if (joining := await _join_line(cart)) is not None:
+        lines.append(joining)
+    lines += [_("{qty} × {price} = {subtotal}").format(qty=quote.quantity, price=cart.money(quote.unit_price),
                                                       subtotal=cart.money(quote.subtotal))]
     if quote.coupon is not None:
         lines.append(_("Coupon {code}: −{discount}").format(code=quote.coupon.code, discount=cart.money(quote.discount)))
@@ -434,7 +525,7 @@ async def on_cancel(query: CallbackQuery, callback_data: Checkout, session: Asyn
 
 @router.callback_query(Checkout.filter(F.action == CheckoutAction.CONFIRM))
 async def on_confirm(query: CallbackQuery, callback_data: Checkout, session: AsyncSession, settings: Settings,
-                     actor: Actor, state: FSMContext, bot: Bot) -> None:
+                     actor: Actor, state: FSMContext, bot: Bot, app: App) -> None:
     cart = await load_cart(state, session, settings, actor.user.id, callback_data.tag)
     if cart is None or await state.get_state() != CheckoutForm.summary.state:
         await query.answer(_("This checkout is closed. Press Buy on the product to start again."), show_alert=True)
@@ -444,11 +535,17 @@ async def on_confirm(query: CallbackQuery, callback_data: Checkout, session: Asy
     try:
         if not data.get("free") and method not in cart.methods():
             raise DomainError("payment_unavailable")  # e.g. the provider token was removed meanwhile
-        placed = await orders.place(
-            session, community=cart.community, user_id=actor.user.id, product_id=cart.product.id, quantity=data["qty"],
-            unit_price=data["price"], payment_method=method, checkout_key=data["key"], now=_now(),
-            pickup_point_id=data.get("pickup") if not data.get("address") else None,
-            delivery_address=data.get("address"), coupon_code=data.get("coupon"))
+        where = {"pickup_point_id": data.get("pickup") if not data.get("address") else None,
+                 "delivery_address": data.get("address"), "coupon_code": data.get("coupon")}
+        if (ref := cart.join) is not None:
+            placed = await groupbuy_join.join(
+                session, community=cart.community, ref=ref, user_id=actor.user.id, quantity=data["qty"],
+                unit_price=data["price"], payment_method=method, checkout_key=data["key"], now=_now(), **where)
+        else:
+            placed = await orders.place(
+                session, community=cart.community, user_id=actor.user.id, product_id=cart.product.id,
+                quantity=data["qty"], unit_price=data["price"], payment_method=method, checkout_key=data["key"],
+                now=_now(), **where)
     except DomainError as err:
         await query.answer()
         await edit_or_send(query.message, *await refuse(cart, err))
@@ -461,15 +558,44 @@ async def on_confirm(query: CallbackQuery, callback_data: Checkout, session: Asy
     order = placed.order
     pickup = await session.get(PickupPoint, order.pickup_point_id) if order.pickup_point_id else None
     text = order_message(order, cart.product, pickup, actor.locale)
+    markup = None
+    if isinstance(placed, groupbuy_join.Joined):
+        group_text, markup = await _joined_view(cart, placed, actor.user.id)
+        text += "\n\n" + group_text
     online = order.status == OrderStatus.PENDING_PAYMENT and order.payment_method != PaymentMethod.PICKUP
     text += "\n\n"
     if online:
         minutes = shop_settings(cart.community).unpaid_minutes
         text += _("Please pay with the invoice below within {minutes} minutes; after that the order is cancelled.").format(minutes=minutes) + "\n"
     text += _("Send /orders to see your orders.")
-    await edit_or_send(query.message, text)
+    await edit_or_send(query.message, text, markup)
     if online:
         await send_invoice(bot, settings, order, cart.product)
+    if isinstance(placed, groupbuy_join.Joined) and placed.completed:
+        # This order took the last seat: the team's members hear now, not at the next sweep.
+        await groupbuy_announce.announce_team(app, placed.team.id, now=_now())
+
+
+async def _joined_view(cart: Cart, joined: groupbuy_join.Joined, user_id: int) -> View:
+    """Where the group-buy stands after this member joined, and for a team the link that brings
+    friends into it (recorded as invited by this member)."""
+    community, team = cart.community, joined.team
+    if team is None:
+        campaign = await cart.session.get(GroupBuy, cart.join.group_buy_id, populate_existing=True)
+        return _("Community group-buy: {units} of {min} units so far. It closes {when} ({tz}); everyone pays the price "
+                 "reached then, and if the minimum is not reached nobody pays.").format(
+            units=campaign.units, min=campaign.min_units, when=local(campaign.ends_at, community),
+            tz=community.timezone), None
+    if team.status == TeamStatus.SUCCEEDED:
+        return _("🎉 Team #{number} is full: {size} of {size} joined. The group-buy succeeded!").format(
+            number=team.number, size=team.size), None
+    link = deeplinks.build(cart.data["bot"], "gbt", f"{team.id}-{user_id}")
+    text = _("Team #{number}: {seats} of {size} joined; it must fill by {when} ({tz}), or the orders are cancelled.").format(
+        number=team.number, seats=team.seats, size=team.size, when=local(team.deadline_at, community), tz=community.timezone)
+    text += "\n" + _("Forward this link: whoever joins through it takes a seat in your team.\n{link}").format(link=link)
+    share = f"https://t.me/share/url?url={url_quote(link, safe='')}&text={url_quote(cart.product.title, safe='')}"
+    markup = InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text=_("↗️ Share: join my team"), url=share)]])
+    return text, markup
 
 
 @router.callback_query(Checkout.filter())
