@@ -145,6 +145,58 @@ def error_text(err: DomainError, *, currency: str | None = None) -> str:
             return _("“{value}” is not a time. Send HH:MM (for example 21:00), or off.").format(value=escape(str(p.get("value", ""))))
         case "product_already_saved":
             return _("This product is already saved.")
+        case "duration_format":
+            return _("“{value}” is not a duration. Send hours (24), or for example 24h, 1d 12h or 90m.").format(value=escape(str(p.get("value", ""))))
+        case "duration_zero":
+            return _("The time must be at least one minute.")
+        case "duration_too_long":
+            return _("At most {days} days.").format(days=p.get("days"))
+        case "count_format":
+            return _("“{value}” is not a whole number.").format(value=escape(str(p.get("value", ""))))
+        case "count_range":
+            return _("Send a whole number from {min} to {max}.").format(min=p.get("min"), max=p.get("max"))
+        case "groupbuy_price_zero":
+            return _("The group price must be more than zero.")
+        case "groupbuy_end_past":
+            return _("That time has already passed. Send a time in the future.")
+        case "groupbuy_end_far":
+            return _("A group-buy can end at most {days} days ahead.").format(days=p.get("days"))
+        case "groupbuy_price_not_lower":
+            amount = p.get("price", 0)
+            shown = format_money(amount, currency, I18n.get_current().current_locale) if currency else str(amount)
+            return _("The team price must be lower than the normal price, {price}.").format(price=shown)
+        case "team_size_range":
+            return _("A team is {min} to {max} people.").format(min=p.get("min"), max=p.get("max"))
+        case "team_limits_zero":
+            return _("Members must be allowed to open or to join at least one team.")
+        case "tiers_too_many":
+            return _("At most {max} price tiers.").format(max=p.get("max"))
+        case "tier_units_order":
+            return _("A tier at {units} units does not fit: the first tier starts at the minimum total or above, and each next tier needs more units than {after}.").format(units=p.get("units"), after=p.get("after"))
+        case "tier_price_order":
+            before = p.get("before", 0)
+            locale = I18n.get_current().current_locale
+            return _("A tier's price must be above zero and lower than the price before it, {before}.").format(
+                before=format_money(before, currency, locale) if currency else str(before))
+        case "tier_format":
+            return _("“{value}” is not a tier. Send the units and the price, for example “30 8.80”.").format(value=escape(str(p.get("value", ""))))
+        case "groupbuy_not_draft":
+            return _("This group-buy is already published.")
+        case "groupbuy_edit_worse":
+            term = {
+                "price": _("the price"), "ends_at": _("the end time"), "team_size": _("the team size"),
+                "team_minutes": _("the team time limit"), "solo_allowed": _("buying alone at the normal price"),
+                "min_units": _("the minimum units"), "tiers": _("the price tiers"),
+            }.get(str(p.get("term")), escape(str(p.get("term", ""))))
+            return _("That would make {term} worse for members already in. A live group-buy can only get better: a lower price, more time, smaller teams, a later end, better tiers.").format(term=term)
+        case "groupbuy_unknown":
+            return _("That group-buy does not exist in this community.")
+        case "groupbuy_closed":
+            return _("This group-buy is already closed.")
+        case "groupbuy_already_saved":
+            return _("This group-buy is already published.")
+        case "groupbuy_choose":
+            return _("Please choose with the buttons.")
         case "groupbuy_not_started":
             return _("This group-buy has not started yet.")
         case "team_unknown":

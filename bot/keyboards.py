@@ -22,6 +22,7 @@ class Section(StrEnum):
     ORDERS = "ord"
     COUPONS = "coup"
     SHOP = "shop"
+    GROUPBUYS = "gb"
 
 
 class AdminPick(CallbackData, prefix="ap"):
@@ -258,3 +259,69 @@ class ShopOption(CallbackData, prefix="ss"):
 
     op: ShopOp
     community_id: int = 0
+
+
+class GroupBuyOp(StrEnum):
+    LIST = "l"
+    NEW_TEAM = "nt"
+    NEW_THRESHOLD = "nh"
+    OPEN = "o"
+    TEAMS = "ts"
+    TEAM = "t"
+    PEOPLE = "p"
+    EDIT = "ed"
+    PUBLISH = "pb"
+    END = "e"
+    END_CONFIRM = "ey"
+    DELETE = "d"
+    DELETE_CONFIRM = "dy"
+
+
+class GroupBuyAdmin(CallbackData, prefix="ga"):
+    """/admin → Group-buys: the list, a campaign's screens and actions (`page` pages its teams or
+    participants; `team_id` names a team)."""
+
+    community_id: int
+    op: GroupBuyOp
+    group_buy_id: int = 0
+    team_id: int = 0
+    page: int = 0
+
+
+class GroupBuyTerm(StrEnum):
+    PRICE = "price"
+    TEAM_SIZE = "size"
+    TEAM_TIME = "time"
+    ENDS_AT = "end"
+    OPEN_LIMIT = "open"
+    JOIN_LIMIT = "join"
+    SOLO = "solo"
+    MIN_UNITS = "min"
+    TIERS = "tiers"
+    MEMBER_LIMIT = "limit"
+
+
+class GroupBuyEditTerm(CallbackData, prefix="gae"):
+    """Change one term of a campaign (a one-step form)."""
+
+    community_id: int
+    group_buy_id: int
+    term: GroupBuyTerm
+
+
+class GroupBuyFormOp(StrEnum):
+    PICK = "k"  # a choice button: `value` is a product id, a count, days from now, or 1/0 for yes/no
+    NONE = "n"  # the step's "none": no tiers / done with tiers, no member limit
+    CLEAR = "c"  # forget the tiers typed so far
+    PUBLISH = "p"
+    BACK = "b"
+    CANCEL = "x"
+
+
+class GroupBuyFormNav(CallbackData, prefix="gaf"):
+    """Buttons of the group-buy setup and edit forms. `step` names the step a button was shown
+    for, so a button left on an earlier prompt cannot act on a later step."""
+
+    op: GroupBuyFormOp
+    step: str
+    value: int = 0

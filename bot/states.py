@@ -60,3 +60,22 @@ class ShopSettingsForm(StatesGroup):
     cancel_hours = State()
     summary_time = State()
     post_grace_minutes = State()
+
+
+class GroupBuyForm(StatesGroup):
+    product = State()
+    price = State()
+    team_size = State()
+    team_minutes = State()
+    ends_at = State()
+    open_limit = State()
+    join_limit = State()
+    solo = State()
+    min_units = State()
+    tiers = State()
+    member_limit = State()
+    preview = State()
+
+
+class GroupBuyEditForm(StatesGroup):
+    value = State()

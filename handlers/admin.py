@@ -34,6 +34,7 @@ class MenuEntry:
 # Sections of a community's menu, in order. Later features append their own entries.
 MENU: list[MenuEntry] = [
     MenuEntry(Section.PRODUCTS, lambda: _("📦 Products")),
+    MenuEntry(Section.GROUPBUYS, lambda: _("🤝 Group-buys")),
     MenuEntry(Section.ORDERS, lambda: _("🧾 Orders")),
     MenuEntry(Section.COUPONS, lambda: _("🎟 Coupons")),
     MenuEntry(Section.SETTINGS, lambda: _("⚙️ Settings")),
