@@ -253,7 +253,7 @@ async def _offer(cart: Cart, err: DomainError) -> InlineKeyboardMarkup | None:
     except DomainError:
         return None
     link = deeplinks.build(cart.data["bot"], "gbo", ref.group_buy_id)
-    return InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text=_("🤝 Open a new team"), url=link)]])
+    return InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text=_("👥 Open a new team"), url=link)]])
 
 
 async def refuse(cart: Cart, err: DomainError) -> View:
