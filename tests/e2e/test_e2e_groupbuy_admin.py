@@ -410,3 +410,74 @@ async def test_forged_presses_from_others_change_nothing(e2e: E2E, group: Group)
         assert not list(await s.exec(select(AuditLog).where(AuditLog.actor_id.in_([bob.id, dan.id]),
                                                             AuditLog.action.like("groupbuy.%"))))
     assert alice.id not in (bob.id, dan.id)
+
+
+async def test_threshold_participants_and_end_now(e2e: E2E, group: Group) -> None:
+    alice, (bob, carol) = group.leader, group.members
+    shop = await open_shop(e2e, group, title="Rice", price=1200, stock=50)
+    async with e2e.db() as s:
+        draft = await groupbuys.create(s, community_id=group.community_id, actor_id=alice.id, now=now(),
+                                       terms=groupbuys.Terms(kind=GroupBuyKind.THRESHOLD, product_id=shop.product.id, price=1000,
+                                                             ends_at=now() + timedelta(hours=5), min_units=10, tiers=((10, 950),)))
+        campaign = await groupbuys.publish(s, community_id=group.community_id, group_buy_id=draft.id, actor_id=alice.id, now=now())
+        community = await s.get(Community, group.community_id)
+        for i, (member, qty, inviter) in enumerate(((bob, 3, None), (carol, 2, bob.id))):
+            await groupbuy_join.join(s, community=community, ref=JoinRef(campaign.id, JoinMode.THRESHOLD, None, inviter),
+                                     user_id=member.id, quantity=qty, unit_price=1000, payment_method=PaymentMethod.PICKUP,
+                                     checkout_key=f"e2e-t-{i}", now=now(), pickup_point_id=shop.pickup_ids[0])
+    await open_groupbuys(e2e, alice)
+    assert en("{units} of {goal} units", units=5, goal=10) in e2e.last(alice)
+    await e2e.press(alice, f"#1 Rice · {en('Threshold group-buy')}")
+    assert en("Units: {units} of {goal} · goal not reached yet", units=5, goal=10) in e2e.last(alice)
+    assert e2e.last_msg(alice).buttons == [[en("👥 Participants ({count})", count=2)], [en("✏️ Edit terms")], [en("⏹ End now")],
+                                           [en("« Group-buys")]]
+    await e2e.press(alice, en("👥 Participants ({count})", count=2))
+    assert e2e.last(alice).splitlines()[-2:] == [
+        " · ".join(["Bob", "× 3", en("waiting for the group-buy")]),
+        " · ".join(["Carol", "× 2", en("waiting for the group-buy"), en("invited by {name}", name="Bob")]),
+    ]
+    await e2e.press(alice, en("« Back"))
+    await e2e.press(alice, en("⏹ End now"))
+    assert e2e.last(alice) == see(
+        "End the threshold group-buy {title} now? It fails: the orders of all {count} participants are cancelled and paid ones refunded. This cannot be undone.",
+        title="#1 Rice", count=2)
+    await e2e.press(alice, en("Yes, end it now"))
+    shown = e2e.last(alice)
+    assert shown.startswith(en("⏹ Ended: the group-buy failed and {count} participants' orders were cancelled; participants are being told.", count=2))
+    assert en("State: {status}", status=en("failed: ended by a leader")) in shown
+    assert en("✏️ Edit terms") not in [b for row in e2e.last_msg(alice).buttons for b in row]
+    async with e2e.db() as s:
+        row = await s.get(GroupBuy, campaign.id)
+        assert (row.status, row.close_reason, row.announce_due) == (GroupBuyStatus.FAILED, "ended_by_leader", True)
+        orders = list(await s.exec(select(Order).where(Order.group_buy_id == campaign.id)))
+        assert {o.status for o in orders} == {"cancelled"}
+    # The forged edit of a closed campaign is refused.
+    answer = e2e.answer(await e2e.press_data(alice, GroupBuyEditTerm(community_id=group.community_id, group_buy_id=campaign.id,
+                                                                     term=GroupBuyTerm.PRICE).pack()))
+    assert answer.text == en("This group-buy is already closed.")
+    assert await e2e.fsm_state(alice) is None
+
+
+async def test_draft_is_edited_freely_then_deleted(e2e: E2E, group: Group) -> None:
+    alice, cid = group.leader, group.community_id
+    shop = await open_shop(e2e, group, title="Apples", price=1000)
+    async with e2e.db() as s:
+        await groupbuys.create(s, community_id=cid, actor_id=alice.id, now=now(),
+                               terms=groupbuys.Terms(kind=GroupBuyKind.TEAM, product_id=shop.product.id, price=800,
+                                                     ends_at=now() + timedelta(days=2), team_size=3, team_minutes=60))
+    await open_groupbuys(e2e, alice)
+    assert en("draft, not published") in e2e.last(alice)
+    await e2e.press(alice, f"#1 Apples · {en('Team group-buy')}")
+    assert e2e.last_msg(alice).buttons == [[en("📣 Publish")], [en("✏️ Edit terms")], [en("🗑 Delete draft")], [en("« Group-buys")]]
+    await e2e.press(alice, en("✏️ Edit terms"))
+    await e2e.press(alice, en("✏️ Team size"))
+    await e2e.say(alice, "5")  # a bigger team: worse, but nobody is in a draft
+    assert e2e.last(alice).startswith(en("✅ Saved.") + "\n\n")
+    assert en("A team is {size} people and must fill within {time} of opening.", size=5, time="1 h") in e2e.last(alice)
+    await e2e.press(alice, en("🗑 Delete draft"))
+    assert e2e.last(alice) == en("Delete this draft? Members never saw it.")
+    await e2e.press(alice, en("Yes, delete it"))
+    assert e2e.last(alice).startswith(en("🗑 The draft is deleted.") + "\n\n")
+    assert await campaigns(e2e, cid) == []
+    assert [a.action for a in await e2e.audit(cid) if a.action.startswith("groupbuy.")] == [
+        "groupbuy.create", "groupbuy.edit", "groupbuy.delete"]
