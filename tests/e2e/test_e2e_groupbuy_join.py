@@ -284,3 +284,35 @@ async def test_threshold_join_with_a_quantity_and_the_member_limit(e2e: E2E, gro
         mine = list(await s.exec(select(Order).where(Order.group_buy_id == gb.id)))
     assert sorted(o.quantity for o in mine) == [1, 3]
     assert (await row(e2e, GroupBuy, gb.id)).units == 4
+
+
+async def test_paying_online_for_a_seat_sends_the_invoice_and_the_paid_order_waits_for_the_team(e2e: E2E, group: Group) -> None:
+    bob, carol = group.members
+    shop = await open_shop(e2e, group, pay_at_pickup=False, stars_enabled=True, stars_per_unit=7)
+    gb = await campaign(e2e, shop, team_size=2)
+    await start_bot(e2e, bob)
+    await to_summary(e2e, bob, f"gbo-{gb.id}")
+    assert see("<b>Total: {total}</b>", total="$4.00 = 28 ⭐") in e2e.last(bob)
+    await e2e.press(bob, CONFIRM)
+    [invoice] = [m for m in e2e.emu.bot_messages(bob) if m.invoice is not None]
+    assert (invoice.invoice["currency"], invoice.invoice["total_amount"]) == ("XTR", 28)
+    [order] = await orders_of(e2e, bob)
+    assert (order.status, order.team_id is not None) == (OrderStatus.PENDING_PAYMENT, True)
+    e2e.clock.advance()
+    await e2e.emu.pay(bob, invoice)
+    await e2e.settle()
+    [order] = await orders_of(e2e, bob)
+    assert order.status == OrderStatus.AWAITING_GROUP and order.paid_at is not None
+    assert see("Your order waits for the group-buy to succeed.") in e2e.last(bob)
+    # Carol takes the last seat; her seat is held until she pays, then her order is confirmed too.
+    await start_bot(e2e, carol)
+    await to_summary(e2e, carol, f"gbt-{order.team_id}")
+    await e2e.press(carol, CONFIRM)
+    [team] = await teams_of(e2e, gb.id)
+    assert (team.status, team.seats) == (TeamStatus.SUCCEEDED, 2)
+    assert (await orders_of(e2e, bob))[0].status == OrderStatus.CONFIRMED
+    [carol_invoice] = [m for m in e2e.emu.bot_messages(carol) if m.invoice is not None]
+    e2e.clock.advance()
+    await e2e.emu.pay(carol, carol_invoice)
+    await e2e.settle()
+    assert (await orders_of(e2e, carol))[0].status == OrderStatus.CONFIRMED
