@@ -149,11 +149,140 @@ async def shop(cast: Cast) -> None:
     await cast.press(alice, "North Gate <Lobby> & Café")
 
 
+def _start_payload(message, label: str) -> str:
+    """The /start payload behind a link button: what Telegram sends when a member follows it."""
+    for row in (message.reply_markup or {}).get("inline_keyboard", []):
+        for button in row:
+            if button.get("text") == label and "url" in button:
+                return button["url"].split("?start=", 1)[1]
+    raise LookupError(f"no link button {label!r} on the message; buttons: {message.buttons}")
+
+
+async def groupbuys(cast: Cast) -> None:
+    """A leader publishes a team group-buy and a threshold group-buy; one team fills, another
+    expires and its Stars come back, and the threshold reaches its second tier. The deadline job
+    runs "as of" later moments, as `python -m bot jobs run groupbuy_deadlines --at ...` does."""
+    from datetime import timedelta
+
+    from bot.i18n import translate
+    from bot.scheduler import run_job
+    from models.types import utcnow
+
+    emu, alice, (bob, chen), group = cast.emu, cast.leader, cast.members, cast.group
+    zh = "zh_Hans"
+
+    async def jobs_as_of(at) -> None:
+        await run_job(cast.app, "groupbuy_deadlines", at)
+        await cast.settle()
+        await run_job(cast.app, "refresh_groupbuy_cards", at)
+        await cast.settle()
+
+    async def follow(who: SimUser, label: str) -> None:
+        """`who` follows a link button on the newest group-buy card in the group."""
+        card = next(m for m in reversed(emu.bot_messages(group)) if _has_link(m, label))
+        await cast.say(who, f"/start {_start_payload(card, label)}")
+
+    async def pay_last_invoice(who: SimUser) -> None:
+        invoice = next(m for m in reversed(emu.bot_messages(emu.chat_for(who))) if m.invoice is not None)
+        await emu.pay(who, invoice)
+        await cast.settle()
+
+    async def checkout(who: SimUser, qty: str, method: str, *, locale: str = "en", **label: object) -> None:
+        await cast.press(who, qty)
+        await cast.press(who, "📍 North Gate <Lobby> & Café")
+        await cast.press(who, translate("Continue without a coupon", locale))
+        await cast.press(who, translate(method, locale, **label))
+        await cast.press(who, translate("✅ Confirm", locale))
+
+    # Stars on, and a product for the group-buys.
+    await cast.say(alice, "/admin")
+    await cast.press(alice, "⚙️ Settings")
+    await cast.press(alice, "🛒 Shop options")
+    await cast.press(alice, "⭐ Stars per CNY: not set")
+    await cast.say(alice, "2")
+    await cast.press(alice, "⭐ Telegram Stars: off")
+    await cast.say(alice, "/admin")
+    await cast.press(alice, "📦 Products")
+    await cast.press(alice, "➕ New product")
+    await cast.say(alice, "Wildflower honey 250g")
+    await cast.press(alice, "Skip")
+    await cast.say(alice, "30")
+    await cast.say(alice, "50")
+    await cast.press(alice, "No limit")
+    await cast.press(alice, "No photo")
+    await cast.press(alice, "✅ Save")
+    # A team group-buy: teams of 2 at ¥24, two hours to fill.
+    await cast.say(alice, "/admin")
+    await cast.press(alice, "🤝 Group-buys")
+    await cast.press(alice, "➕ New team group-buy")
+    await cast.press(alice, "#2 Wildflower honey 250g")
+    await cast.say(alice, "24")
+    await cast.say(alice, "2")
+    await cast.say(alice, "2h")
+    await cast.press(alice, "in 1 d")
+    await cast.press(alice, "1")
+    await cast.press(alice, "1")
+    await cast.press(alice, "Yes")
+    await cast.press(alice, "📣 Publish")
+    await run_job(cast.app, "refresh_groupbuy_cards", utcnow())
+    await cast.settle()
+
+    open_team, STARS = translate("🤝 Open a team", zh), "⭐ Telegram Stars ({stars})"
+    # Bob opens team 1 from the card and pays in Stars; Chen joins it from the card.
+    await follow(bob, open_team)
+    await checkout(bob, "1", STARS, stars=48)
+    await pay_last_invoice(bob)
+    await run_job(cast.app, "refresh_groupbuy_cards", utcnow())
+    await cast.settle()
+    await follow(chen, translate("Join team #{number}", zh, number=1))
+    await checkout(chen, "1", "🤝 Pay at pickup", locale=zh)
+    await run_job(cast.app, "refresh_groupbuy_cards", utcnow())
+    await cast.settle()
+    # Chen opens team 2 and pays in Stars; nobody joins, and two hours later it has failed.
+    await follow(chen, open_team)
+    await checkout(chen, "1", STARS, locale=zh, stars=48)
+    await pay_last_invoice(chen)
+    await run_job(cast.app, "refresh_groupbuy_cards", utcnow())
+    await cast.settle()
+    await jobs_as_of(utcnow() + timedelta(hours=2, minutes=1))
+
+    # A threshold group-buy: ¥28 on joining; 3 units in all by tomorrow make it ¥26, 5 units ¥24.
+    await cast.say(alice, "/admin")
+    await cast.press(alice, "🤝 Group-buys")
+    await cast.press(alice, "➕ New threshold group-buy")
+    await cast.press(alice, "#2 Wildflower honey 250g")
+    await cast.say(alice, "28")
+    await cast.say(alice, "3")
+    await cast.press(alice, "in 1 d")
+    await cast.say(alice, "3 26")
+    await cast.say(alice, "5 24")
+    await cast.press(alice, "✅ Done")
+    await cast.press(alice, "No limit")
+    await cast.press(alice, "📣 Publish")
+    join_threshold = translate("🛒 Join at {price}", zh, price="¥28.00")
+    await follow(bob, join_threshold)
+    await checkout(bob, "2", STARS, stars=112)
+    await pay_last_invoice(bob)
+    await follow(chen, join_threshold)
+    await checkout(chen, "3", "🤝 Pay at pickup", locale=zh)
+    await run_job(cast.app, "refresh_groupbuy_cards", utcnow())
+    await cast.settle()
+    # The next day: the threshold closes at its second tier (Bob's overpayment comes back as a
+    # coupon), the team campaign's window is over, and the leader gets both summaries.
+    await jobs_as_of(utcnow() + timedelta(days=1, minutes=1))
+
+
+def _has_link(message, label: str) -> bool:
+    return any(b.get("text") == label and "url" in b for row in (message.reply_markup or {}).get("inline_keyboard", [])
+               for b in row)
+
+
 CHAPTERS: list[tuple[str, Chapter]] = [
     ("Onboarding: the bot joins the group", onboarding),
     ("The leader sets up the community", leader_settings),
     ("Members: roles, language, privacy", member_privacy),
     ("Selling in the group: a product, two buyers, a coupon, the pick list", shop),
+    ("Group-buys: a team fills, a team expires and is refunded, a threshold reaches its second tier", groupbuys),
 ]
 
 

@@ -125,11 +125,11 @@ def headline(closed: Settled, locale: str) -> str:
     title, campaign, team = escape(closed.product.title), closed.campaign, closed.team
     if team is not None:
         if team.status == TeamStatus.SUCCEEDED:
-            return _("🎉 Team {number} for {title} is full: the group-buy succeeded!").format(number=team.number, title=title)
+            return _("🎉 Team #{number} for {title} is full: the group-buy succeeded!").format(number=team.number, title=title)
         if team.close_reason == "ended_by_leader":
-            return _("The leader ended the group-buy for {title}: team {number} closes without filling.").format(
+            return _("The leader ended the group-buy for {title}: team #{number} closes without filling.").format(
                 number=team.number, title=title)
-        return _("⌛ Team {number} for {title} did not fill before its deadline: the group-buy did not happen.").format(
+        return _("⌛ Team #{number} for {title} did not fill before its deadline: the group-buy did not happen.").format(
             number=team.number, title=title)
     if campaign.status == GroupBuyStatus.SUCCEEDED:
         return _("🎉 The group-buy for {title} reached {units} units: everyone pays {price} each.").format(
@@ -189,16 +189,18 @@ async def _tell_leaders(app: App, session, campaign: GroupBuy) -> None:
     for leader in await order_reports.summary_recipients(session, community_id=campaign.community_id):
         locale = resolve_locale(leader, community, community.default_locale)
         with get_i18n().use_locale(locale):
-            text = summary_text(campaign, product.title, community.currency, figures, locale)
+            text = summary_text(campaign, product.number, product.title, community.currency, figures, locale)
         app.sender.send_message(leader.id, text)
 
 
-def summary_text(campaign: GroupBuy, title: str, currency: str, f: Summary, locale: str) -> str:
+def summary_text(campaign: GroupBuy, number: int, title: str, currency: str, f: Summary, locale: str) -> str:
     """The leaders' summary of a closed campaign (the current locale)."""
     def cash(amount: int) -> str:
         return format_money(amount, currency, locale)
 
-    lines = [_("📊 <b>Group-buy closed: {title}</b>").format(title=escape(title))]
+    head = _("📊 <b>Team group-buy closed: #{number} {title}</b>") if campaign.kind == GroupBuyKind.TEAM \
+        else _("📊 <b>Threshold group-buy closed: #{number} {title}</b>")
+    lines = [head.format(number=number, title=escape(title))]
     if campaign.kind == GroupBuyKind.TEAM:
         lines.append(_("Teams: {succeeded} filled, {failed} did not fill.").format(
             succeeded=f.teams_succeeded, failed=f.teams_failed))
@@ -212,20 +214,20 @@ def summary_text(campaign: GroupBuy, title: str, currency: str, f: Summary, loca
     if campaign.kind == GroupBuyKind.TEAM and campaign.close_reason == "ended_by_leader":
         lines.append(_("Ended early by a leader."))
     lines.append(_("Participants: {people} · units: {units}").format(people=f.participants, units=f.units))
-    lines.append(_("Confirmed: {orders} orders, {amount} ({paid} paid online, the rest at pickup)").format(
+    lines.append(_("Orders confirmed: {orders} · {amount} ({paid} paid online, the rest at pickup)").format(
         orders=f.confirmed_orders, amount=cash(f.confirmed_total), paid=cash(f.paid_total)))
     if f.unpaid_orders:
-        lines.append(_("Waiting for online payment: {orders} orders, {amount}").format(
+        lines.append(_("Orders waiting for online payment: {orders} · {amount}").format(
             orders=f.unpaid_orders, amount=cash(f.unpaid_total)))
     if f.cancelled_orders:
-        lines.append(_("Cancelled unpaid: {orders} orders").format(orders=f.cancelled_orders))
+        lines.append(_("Orders cancelled before payment: {orders}").format(orders=f.cancelled_orders))
     if f.refunded_orders:
-        lines.append(_("Refunded: {orders} orders, {amount}").format(orders=f.refunded_orders, amount=cash(f.refunded_total)))
+        lines.append(_("Orders refunded: {orders} · {amount}").format(orders=f.refunded_orders, amount=cash(f.refunded_total)))
     if f.refund_due_orders:
-        lines.append(_("⚠️ Refunds still due from you (card payments): {orders} orders, {amount}. Refund them, then mark "
-                       "them refunded in /admin → Orders.").format(orders=f.refund_due_orders, amount=cash(f.refund_due_total)))
+        lines.append(_("⚠️ Card payments for you to refund: {orders} · {amount}. Refund them, then mark them refunded "
+                       "in /admin → Orders.").format(orders=f.refund_due_orders, amount=cash(f.refund_due_total)))
     if f.stars_due_orders:
-        lines.append(_("Stars refunds Telegram has not accepted yet: {orders} orders (retried automatically)").format(
+        lines.append(_("Stars refunds Telegram has not accepted yet: {orders} (retried automatically)").format(
             orders=f.stars_due_orders))
     if f.credited_total:
         lines.append(_("Paid above the final price, given back as coupons: {amount}").format(amount=cash(f.credited_total)))

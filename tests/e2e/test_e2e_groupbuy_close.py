@@ -127,7 +127,7 @@ def nothing(teams: int = 0, campaigns: int = 0) -> str:
             f"{campaigns} campaigns announced")
 
 
-EXPIRED = "⌛ Team {number} for {title} did not fill before its deadline: the group-buy did not happen."
+EXPIRED = "⌛ Team #{number} for {title} did not fill before its deadline: the group-buy did not happen."
 AGAIN = "Want to try again? Open a new team and share it with the group."
 
 
@@ -206,7 +206,7 @@ async def test_a_team_that_fills_confirms_everyone_and_is_announced_once(e2e: E2
 
     paid, waiting, pickup = await order_row(e2e, opened.order.id), await order_row(e2e, unpaid.order.id), await order_row(e2e, last.order.id)
     assert [o.status for o in (paid, waiting, pickup)] == [OrderStatus.CONFIRMED, OrderStatus.PENDING_PAYMENT, OrderStatus.CONFIRMED]
-    headline = see("🎉 Team {number} for {title} is full: the group-buy succeeded!", number=1, title="Apples")
+    headline = see("🎉 Team #{number} for {title} is full: the group-buy succeeded!", number=1, title="Apples")
     where = see("Pickup: {place}", place="North Gate")
     assert e2e.last(bob) == "\n\n".join([headline, "\n".join([
         head(paid, f"$8.00 ({paid.stars_total} ⭐)"), see("✅ Confirmed at {price} each.", price="$8.00"), where])])
@@ -262,12 +262,12 @@ async def test_a_threshold_reaches_its_second_tier_and_credits_what_was_paid_abo
     assert e2e.last(eve) == "\n\n".join([headline, f"{head(eve_order, '$10.00')}\n"
                                          + see("❌ Cancelled: it was not paid before the cut-off.")])
     assert e2e.last(group.leader) == "\n".join([
-        see("📊 <b>Group-buy closed: {title}</b>", title="Apples"),
+        see("📊 <b>Threshold group-buy closed: #{number} {title}</b>", number=1, title="Apples"),
         see("Reached {units} of {minimum} units; final price {price} each.", units=5, minimum=3, price="$8.00"),
         see("Participants: {people} · units: {units}", people=4, units=5),
-        see("Confirmed: {orders} orders, {amount} ({paid} paid online, the rest at pickup)", orders=3, amount="$40.00",
+        see("Orders confirmed: {orders} · {amount} ({paid} paid online, the rest at pickup)", orders=3, amount="$40.00",
             paid="$24.00"),
-        see("Cancelled unpaid: {orders} orders", orders=1),
+        see("Orders cancelled before payment: {orders}", orders=1),
         see("Paid above the final price, given back as coupons: {amount}", amount="$6.00")])
     assert await deadlines(e2e, cutoff + timedelta(minutes=5)) == nothing()
     assert sum(headline in t for t in e2e.bot_texts(bob)) == 1
@@ -297,16 +297,17 @@ async def test_a_campaign_that_ends_sends_the_leaders_a_summary_and_card_refunds
     assert (await order_row(e2e, lonely.order.id)).status == OrderStatus.REFUND_DUE
     assert (await order_row(e2e, unpaid_lonely.order.id)).status == OrderStatus.CANCELLED
     assert e2e.last(group.leader) == "\n".join([
-        see("📊 <b>Group-buy closed: {title}</b>", title="Apples"),
+        see("📊 <b>Team group-buy closed: #{number} {title}</b>", number=1, title="Apples"),
         see("Teams: {succeeded} filled, {failed} did not fill.", succeeded=1, failed=2),
         see("Participants: {people} · units: {units}", people=4, units=2),
-        see("Confirmed: {orders} orders, {amount} ({paid} paid online, the rest at pickup)", orders=2, amount="$16.00",
+        see("Orders confirmed: {orders} · {amount} ({paid} paid online, the rest at pickup)", orders=2, amount="$16.00",
             paid="$8.00"),
-        see("Cancelled unpaid: {orders} orders", orders=1),
-        see("⚠️ Refunds still due from you (card payments): {orders} orders, {amount}. Refund them, then mark them "
-            "refunded in /admin → Orders.", orders=1, amount="$8.00")])
+        see("Orders cancelled before payment: {orders}", orders=1),
+        see("⚠️ Card payments for you to refund: {orders} · {amount}. Refund them, then mark them refunded in /admin → "
+            "Orders.", orders=1, amount="$8.00")])
     assert await deadlines(e2e, end + timedelta(hours=1)) == nothing()
-    assert sum(t.startswith(see("📊 <b>Group-buy closed: {title}</b>", title="Apples")) for t in e2e.bot_texts(group.leader)) == 1
+    assert sum(t.startswith(see("📊 <b>Team group-buy closed: #{number} {title}</b>", number=1, title="Apples"))
+               for t in e2e.bot_texts(group.leader)) == 1
 
 
 async def test_a_stars_refund_telegram_refuses_is_retried_by_the_refund_job(e2e: E2E) -> None:
