@@ -49,6 +49,8 @@ migrate: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/foundation.py
 	$(BIN)/python bench/orders_race.py
+	$(BIN)/python bench/groupbuy_join_race.py
+	$(BIN)/python bench/groupbuy_deadlines.py
 
 # Re-extract strings and merge them into both catalogs (then translate what is new).
 locales: $(STAMP)
