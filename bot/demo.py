@@ -10,6 +10,7 @@ import asyncio
 import logging
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,31 @@ TOKEN = "100200300:DEMO-sandbox-token"
 OWNER_ID = 9000001
 
 
+class HumanClock:
+    """Wall time plus a second for every action a simulated person takes. Telegram's flood limits
+    (one message a second into a private chat) and the bot's per-user throttle run on it: people
+    do not act several times a second, and without the pacing the demo would mostly wait out
+    flood control that no real member could cause."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self) -> None:
+        self.offset += 1.0
+
+
+class PacedEmulator(TelegramEmulator):
+    def __init__(self, *args, human_clock: HumanClock, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.human_clock = human_clock
+
+    def rate_limit(self, chat: SimChat) -> None:
+        self.rate_limits.acquire(chat.id, chat.is_group, self.human_clock())
+
+
 @dataclass
 class Cast:
     """The people and the group every chapter shares."""
@@ -32,17 +58,20 @@ class Cast:
     leader: SimUser
     members: list[SimUser]
     group: SimChat
+    clock: HumanClock
     notes: dict[str, object] = field(default_factory=dict)
 
     async def settle(self) -> None:
         await self.app.settle(self.emu)
 
     async def say(self, who: SimUser, text: str, chat: SimChat | None = None) -> None:
+        self.clock.advance()
         self.emu.send(who, chat, text)
         await self.settle()
 
     async def press(self, who: SimUser, button: str, chat: SimChat | None = None) -> None:
         """Press a button on the newest bot message (in `who`'s private chat unless a chat is given)."""
+        self.clock.advance()
         message = self.emu.last_bot_message(chat or self.emu.chat_for(who))
         self.emu.press(who, message, button)
         await self.settle()
@@ -184,6 +213,7 @@ async def groupbuys(cast: Cast) -> None:
 
     async def pay_last_invoice(who: SimUser) -> None:
         invoice = next(m for m in reversed(emu.bot_messages(emu.chat_for(who))) if m.invoice is not None)
+        cast.clock.advance()
         await emu.pay(who, invoice)
         await cast.settle()
 
@@ -298,18 +328,20 @@ async def _run(locale: str, out) -> None:
     with tempfile.TemporaryDirectory(prefix="ccb-demo-") as tmp:
         db_url = f"sqlite+aiosqlite:///{Path(tmp) / 'demo.db'}"
         await upgrade_async(db_url)
-        emu = TelegramEmulator(token=TOKEN, bot_username="community_demo_bot")
+        clock = HumanClock()
+        emu = PacedEmulator(token=TOKEN, bot_username="community_demo_bot", human_clock=clock)
         await emu.start()
         try:
             settings = load_settings(BOT_TOKEN=TOKEN, TELEGRAM_API_URL=emu.url, DATABASE_URL=db_url, REDIS_URL=None,
                                      OWNER_IDS=str(OWNER_ID), DEFAULT_LOCALE="en", ACTIVITY_FLUSH_SECONDS=0.5)
             app = await App.connect(settings)
             await app.start()
+            _pace_throttle(app, clock)
             alice = emu.add_user("Alice", last_name="Wang", username="alice_leader", language_code="en")
             bob = emu.add_user("Bob", username="bob_buys", language_code=locale if locale != "zh_Hans" else "zh-hans")
             chen = emu.add_user("陈", last_name="小红", language_code="zh-hans")
             group = emu.create_group("Green Valley Neighbours", alice)
-            cast = Cast(emu, app, alice, [bob, chen], group)
+            cast = Cast(emu, app, alice, [bob, chen], group, clock)
             async with polling(app):
                 for title, chapter in CHAPTERS:
                     start = len(emu.transcript)
@@ -323,6 +355,15 @@ async def _run(locale: str, out) -> None:
                         cast.notes["community_id"] = await _community_id(app, group.id)
         finally:
             await emu.stop()
+
+
+def _pace_throttle(app: App, clock: HumanClock) -> None:
+    from bot.middlewares.throttle import ThrottleMiddleware
+
+    for observer in app.dp.observers.values():
+        for middleware in observer.middleware:
+            if isinstance(middleware, ThrottleMiddleware):
+                middleware.clock = clock
 
 
 def run_demo(*, locale: str = "en", out=None) -> int:
