@@ -217,11 +217,14 @@ async def groupbuys(cast: Cast) -> None:
         await emu.pay(who, invoice)
         await cast.settle()
 
-    async def checkout(who: SimUser, qty: str, method: str, *, locale: str = "en", **label: object) -> None:
+    def stars(count: int, locale: str = "en") -> str:
+        return translate("⭐ Telegram Stars ({stars})", locale, stars=count)
+
+    async def checkout(who: SimUser, qty: str, method: str, *, locale: str = "en") -> None:
         await cast.press(who, qty)
         await cast.press(who, "📍 North Gate <Lobby> & Café")
         await cast.press(who, translate("Continue without a coupon", locale))
-        await cast.press(who, translate(method, locale, **label))
+        await cast.press(who, method)
         await cast.press(who, translate("✅ Confirm", locale))
 
     # Stars on, and a product for the group-buys.
@@ -257,20 +260,20 @@ async def groupbuys(cast: Cast) -> None:
     await run_job(cast.app, "refresh_groupbuy_cards", utcnow())
     await cast.settle()
 
-    open_team, STARS = translate("🤝 Open a team", zh), "⭐ Telegram Stars ({stars})"
+    open_team, at_pickup = translate("🤝 Open a team", zh), translate("🤝 Pay at pickup", zh)
     # Bob opens team 1 from the card and pays in Stars; Chen joins it from the card.
     await follow(bob, open_team)
-    await checkout(bob, "1", STARS, stars=48)
+    await checkout(bob, "1", stars(48))
     await pay_last_invoice(bob)
     await run_job(cast.app, "refresh_groupbuy_cards", utcnow())
     await cast.settle()
     await follow(chen, translate("Join team #{number}", zh, number=1))
-    await checkout(chen, "1", "🤝 Pay at pickup", locale=zh)
+    await checkout(chen, "1", at_pickup, locale=zh)
     await run_job(cast.app, "refresh_groupbuy_cards", utcnow())
     await cast.settle()
     # Chen opens team 2 and pays in Stars; nobody joins, and two hours later it has failed.
     await follow(chen, open_team)
-    await checkout(chen, "1", STARS, locale=zh, stars=48)
+    await checkout(chen, "1", stars(48, zh), locale=zh)
     await pay_last_invoice(chen)
     await run_job(cast.app, "refresh_groupbuy_cards", utcnow())
     await cast.settle()
@@ -291,10 +294,10 @@ async def groupbuys(cast: Cast) -> None:
     await cast.press(alice, "📣 Publish")
     join_threshold = translate("🛒 Join at {price}", zh, price="¥28.00")
     await follow(bob, join_threshold)
-    await checkout(bob, "2", STARS, stars=112)
+    await checkout(bob, "2", stars(112))
     await pay_last_invoice(bob)
     await follow(chen, join_threshold)
-    await checkout(chen, "3", "🤝 Pay at pickup", locale=zh)
+    await checkout(chen, "3", at_pickup, locale=zh)
     await run_job(cast.app, "refresh_groupbuy_cards", utcnow())
     await cast.settle()
     # The next day: the threshold closes at its second tier (Bob's overpayment comes back as a

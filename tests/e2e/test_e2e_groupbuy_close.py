@@ -22,11 +22,11 @@ from sqlmodel import select
 from bot.app import App, polling
 from bot.config import load_settings
 from bot.db import create_engine, session_factory
-from bot.groupbuy_announce import announce_team
+from bot.groupbuy_announce import announce_pending, announce_team
 from bot.sandbox import SimUser
 from bot.sandbox.state import SimPayment
 from bot.scheduler import run_job
-from bot.services import groupbuy_join, groupbuys
+from bot.services import groupbuy_close, groupbuy_join, groupbuys
 from bot.services import orders as order_service
 from bot.services.groupbuy_join import JoinMode, JoinRef
 from buying_helpers import Shop, now, open_shop, orders_of, product_row, see, start_bot, url_buttons
@@ -334,6 +334,36 @@ async def test_a_stars_refund_telegram_refuses_is_retried_by_the_refund_job(e2e:
     assert e2e.last(bob).endswith(see("Your payment was refunded: {stars} ⭐ are back in your balance.", stars=order.stars_total))
     assert await run_job(e2e.app, "groupbuy_refunds", closed_at + timedelta(minutes=10)) == "0 refunded, 0 still due"
     assert len([c for c in e2e.emu.calls("refundStarPayment") if c.ok]) == 1
+
+
+async def test_two_workers_sweeping_at_once_close_each_team_once_and_tell_each_member_once(e2e: E2E) -> None:
+    group = await e2e.make_group(members=4)
+    for person in group.members:
+        await start_bot(e2e, person)
+    shop = await gb_shop(e2e, group)
+    campaign = await team_campaign(e2e, shop)
+    opened = []
+    for person in group.members:
+        joined = await join(e2e, shop, campaign, person, method=STARS)
+        await pay(e2e, joined.order, person)
+        opened.append(joined)
+    at = max(j.team.deadline_at for j in opened) + timedelta(seconds=1)
+
+    async def sweep_in_own_session():
+        async with e2e.db() as s:
+            return await groupbuy_close.sweep(s, now=at)
+
+    first, second = await asyncio.gather(sweep_in_own_session(), sweep_in_own_session())
+    assert sorted(first.teams_failed + second.teams_failed) == sorted(j.team.id for j in opened)
+    told = await asyncio.gather(announce_pending(e2e.app, now=at), announce_pending(e2e.app, now=at))
+    await e2e.settle()
+    assert sum(teams for teams, _ in told) == 4
+    for joined, person in zip(opened, group.members):
+        assert sum(see(EXPIRED, number=joined.team.number, title="Apples") in t for t in e2e.bot_texts(person)) == 1
+        assert (await order_row(e2e, joined.order.id)).status == OrderStatus.REFUNDED
+    assert len(e2e.emu.calls("refundStarPayment")) == 4
+    assert len(await e2e.audit(action="order.cancel")) == 4
+    assert (await product_row(e2e, shop.product.id)).stock == 20
 
 
 # ----- a restart across a deadline ------------------------------------------------------------
