@@ -17,13 +17,13 @@ for their delivery.
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import deeplinks, refunds
 from bot.i18n import get_i18n
@@ -39,8 +39,6 @@ from models.shop import Order, OrderStatus, PaymentMethod, Product
 
 if TYPE_CHECKING:
     from bot.app import App
-
-log = logging.getLogger(__name__)
 
 # The deep link that opens a new team in a campaign (the checkout's `gbo-<campaign id>`).
 OPEN_TEAM_LINK = "gbo"
@@ -85,13 +83,13 @@ async def announce_pending(app: App, *, now: datetime, batch: int = 200) -> tupl
             return teams, campaigns
 
 
-async def _settle_and_tell(app: App, session, closed: Settled, now: datetime) -> None:
+async def _settle_and_tell(app: App, session: AsyncSession, closed: Settled, now: datetime) -> None:
     for order in closed.orders:
         if order.status == OrderStatus.REFUND_DUE and order.payment_method == PaymentMethod.STARS:
             await refunds.refund(app.bot, session, order, None, now)
     await mark_card_stale(session, group_buy_id=closed.campaign.id)
     await session.commit()
-    offer = _open_team_offer(closed, app.bot_username, now)
+    reopen = may_open_new_team(closed, now) and bool(app.bot_username)
     for user_id, orders in closed.by_user().items():
         user = await session.get(User, user_id)
         if user is None or not user.can_dm or user.erased:
@@ -100,20 +98,18 @@ async def _settle_and_tell(app: App, session, closed: Settled, now: datetime) ->
         points = {o.pickup_point_id: await session.get(PickupPoint, o.pickup_point_id)
                   for o in orders if o.pickup_point_id is not None}
         with get_i18n().use_locale(locale):
-            text = member_text(closed, orders, points, locale)
-            markup = offer() if offer is not None and not any(o.status in CONFIRMED for o in orders) else None
+            text = member_text(closed, orders, points, locale, reopen=reopen)
+            markup = InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(
+                text=_("👥 Open a new team"), url=deeplinks.build(app.bot_username, OPEN_TEAM_LINK, closed.campaign.id))]]
+            ) if reopen else None
         app.sender.send_message(user.id, text, reply_markup=markup)
 
 
-def _open_team_offer(closed: Settled, bot_username: str, now: datetime):
-    """For the members of a team that failed: a button to open a new one, while the campaign
-    still takes new teams."""
+def may_open_new_team(closed: Settled, now: datetime) -> bool:
+    """The members of a team that failed are offered a new one while the campaign still takes new teams."""
     campaign = closed.campaign
-    if closed.team is None or closed.team.status != TeamStatus.FAILED or campaign.status != GroupBuyStatus.LIVE \
-            or campaign.ends_at <= now or not bot_username:
-        return None
-    link = deeplinks.build(bot_username, OPEN_TEAM_LINK, campaign.id)
-    return lambda: InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text=_("👥 Open a new team"), url=link)]])
+    return (closed.team is not None and closed.team.status == TeamStatus.FAILED
+            and campaign.status == GroupBuyStatus.LIVE and campaign.ends_at > now)
 
 
 def money(amount: int, closed: Settled, locale: str) -> str:
@@ -168,7 +164,8 @@ def order_line(closed: Settled, order: Order, locale: str) -> str:
     return _("❌ Cancelled. You pay nothing.")
 
 
-def member_text(closed: Settled, orders: list[Order], points: dict[int, PickupPoint | None], locale: str) -> str:
+def member_text(closed: Settled, orders: list[Order], points: dict[int, PickupPoint | None], locale: str, *,
+                reopen: bool) -> str:
     """One message for one member: the headline, then each of their orders (the current locale)."""
     blocks = [headline(closed, locale)]
     for order in orders:
@@ -177,7 +174,7 @@ def member_text(closed: Settled, orders: list[Order], points: dict[int, PickupPo
             if where := where_text(order, points.get(order.pickup_point_id)):
                 lines.append(where)
         blocks.append("\n".join(lines))
-    if closed.team is not None and closed.team.status == TeamStatus.FAILED and closed.campaign.status == GroupBuyStatus.LIVE:
+    if reopen:
         blocks.append(_("Want to try again? Open a new team and share it with the group."))
     return "\n\n".join(blocks)
 

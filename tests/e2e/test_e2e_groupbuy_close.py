@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -388,7 +389,6 @@ async def test_a_deadline_that_passed_while_the_bot_was_down_is_closed_at_start_
         db_url: str, redis_url: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(AiohttpSession, "close", close_without_ssl_grace)
     errors = ErrorLog()
-    import logging
     logging.getLogger().addHandler(errors)
     clock = HumanClock()
     emu = PacedEmulator(token=TOKEN, bot_username=BOT_USERNAME, human_clock=clock)
