@@ -211,8 +211,9 @@ def summary_text(campaign: GroupBuy, number: int, title: str, currency: str, f: 
     if campaign.kind == GroupBuyKind.TEAM and campaign.close_reason == "ended_by_leader":
         lines.append(_("Ended early by a leader."))
     lines.append(_("Participants: {people} · units: {units}").format(people=f.participants, units=f.units))
-    lines.append(_("Orders confirmed: {orders} · {amount} ({paid} paid online, the rest at pickup)").format(
-        orders=f.confirmed_orders, amount=cash(f.confirmed_total), paid=cash(f.paid_total)))
+    if f.confirmed_orders:
+        lines.append(_("Orders confirmed: {orders} · {amount} ({paid} paid online, the rest at pickup)").format(
+            orders=f.confirmed_orders, amount=cash(f.confirmed_total), paid=cash(f.paid_total)))
     if f.unpaid_orders:
         lines.append(_("Orders waiting for online payment: {orders} · {amount}").format(
             orders=f.unpaid_orders, amount=cash(f.unpaid_total)))
