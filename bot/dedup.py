@@ -13,6 +13,9 @@ class UpdateLedger(Protocol):
     async def first_time(self, update_id: int) -> bool:
         """True exactly once per update id (atomically, across workers for the Redis ledger)."""
 
+    async def first_times(self, update_ids: list[int]) -> list[bool]:
+        """`first_time` for many ids at once, in their order."""
+
 
 class MemoryLedger:
     """In-process ledger: a bounded, time-limited set of recent update ids."""
@@ -32,6 +35,9 @@ class MemoryLedger:
             self._seen.popitem(last=False)
         return True
 
+    async def first_times(self, update_ids: list[int]) -> list[bool]:
+        return [await self.first_time(update_id) for update_id in update_ids]
+
 
 class RedisLedger:
     """Shared ledger: SET NX with a TTL longer than Telegram keeps undelivered updates (24 h)."""
@@ -41,3 +47,10 @@ class RedisLedger:
 
     async def first_time(self, update_id: int) -> bool:
         return bool(await self._redis.set(f"{self._prefix}:{update_id}", 1, nx=True, ex=self._ttl))
+
+    async def first_times(self, update_ids: list[int]) -> list[bool]:
+        # One round trip for a whole batch of chatter instead of one per message.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for update_id in update_ids:
+                pipe.set(f"{self._prefix}:{update_id}", 1, nx=True, ex=self._ttl)
+            return [bool(r) for r in await pipe.execute()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import Bot, Dispatcher, Router
+from aiogram import Bot, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware
@@ -15,6 +15,7 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.methods import Response
 from aiogram.utils.i18n import I18n
 
+from bot.chatter import Dispatcher
 from bot.config import Settings
 from bot.db import SessionFactory
 from bot.dedup import UpdateLedger
@@ -85,9 +86,10 @@ def create_dispatcher(
 
     dp = Dispatcher(storage=storage or MemoryStorage(), settings=settings, sessions=sessions, tracker=tracker,
                     **workflow_data)
-    dp.update.outer_middleware(DedupMiddleware(ledger))
-    dp.update.outer_middleware(ErrorsMiddleware(settings.DEFAULT_LOCALE))
-    dp.message.outer_middleware(ActivityMiddleware(tracker))
+    dedup, errors, activity = DedupMiddleware(ledger), ErrorsMiddleware(settings.DEFAULT_LOCALE), ActivityMiddleware(tracker)
+    dp.update.outer_middleware(dedup)
+    dp.update.outer_middleware(errors)
+    dp.message.outer_middleware(activity)
     database = DatabaseMiddleware(sessions)
     actor = ActorMiddleware(i18n=i18n, owner_ids=settings.OWNER_IDS, default_locale=settings.DEFAULT_LOCALE)
     throttle = ThrottleMiddleware(rate=settings.THROTTLE_RATE)
@@ -104,6 +106,7 @@ def create_dispatcher(
         dp.include_router(router)
     inline_magic_filters(dp)
     log.info("routers: %s", " → ".join(r.name for r in ordered))
+    dp.use_chatter_lane(dedup=dedup, errors=errors, activity=activity)
     return dp
 
 

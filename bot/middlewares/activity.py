@@ -18,6 +18,10 @@ class ActivityMiddleware(BaseMiddleware):
         self.tracker = tracker
 
     async def __call__(self, handler, event: Message, data: dict[str, Any]) -> Any:
+        self.record(event)
+        return await handler(event, data)
+
+    def record(self, event: Message) -> None:
         user = event.from_user
         # Join and leave notices carry the joiner (or whoever added the bot) as sender; they are
         # not something the member wrote, and the onboarding handlers record them as membership.
@@ -30,7 +34,6 @@ class ActivityMiddleware(BaseMiddleware):
                 profile=profile_of(user),
                 at=event.date,
             )
-        return await handler(event, data)
 
 
 def profile_of(user) -> Profile:

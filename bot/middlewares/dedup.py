@@ -24,3 +24,12 @@ class DedupMiddleware(BaseMiddleware):
             log.info("update %s delivered again; ignored", event.update_id)
             return None
         return await handler(event, data)
+
+    async def fresh(self, updates: list[Update]) -> list[Update]:
+        """The updates not handled before, asking the ledger once for all of them."""
+        firsts = await self.ledger.first_times([u.update_id for u in updates])
+        for update, first in zip(updates, firsts):
+            if not first:
+                self.dropped += 1
+                log.info("update %s delivered again; ignored", update.update_id)
+        return [u for u, first in zip(updates, firsts) if first]

@@ -36,11 +36,16 @@ class ErrorsMiddleware(BaseMiddleware):
         try:
             return await handler(event, data)
         except Exception:
-            self.failures += 1
-            error_id = secrets.token_hex(4)
-            log.exception("error %s while handling update %s", error_id, event.update_id)
+            error_id = self.log_failure(event.update_id)
             await self._apologize(data["bot"], event, box, error_id)
             return None
+
+    def log_failure(self, update_id: int) -> str:
+        """Count and log the exception being handled; returns the error id users are told."""
+        self.failures += 1
+        error_id = secrets.token_hex(4)
+        log.exception("error %s while handling update %s", error_id, update_id)
+        return error_id
 
     async def _apologize(self, bot: Bot, update: Update, box: LocaleBox, error_id: str) -> None:
         user = None
