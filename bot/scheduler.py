@@ -67,6 +67,7 @@ class Scheduler:
         self._aps = AsyncIOScheduler(timezone=timezone.utc)
         self.lease = Lease(app.redis)
         self._lease_task: asyncio.Task | None = None
+        self._running: set[asyncio.Task] = set()
 
     def start(self) -> None:
         for job in JOBS.values():
@@ -89,10 +90,18 @@ class Scheduler:
     async def _run(self, job: Job) -> None:
         if not self.lease.held:
             return
-        await run_job(self._app, job.name, datetime.now(timezone.utc))
+        task = asyncio.current_task()
+        self._running.add(task)
+        try:
+            await run_job(self._app, job.name, datetime.now(timezone.utc))
+        finally:
+            self._running.discard(task)
 
     async def stop(self) -> None:
         self._aps.shutdown(wait=False)
+        # Runs in flight finish before the database and the sender they use are closed.
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=15)
         if self._lease_task is not None:
             self._lease_task.cancel()
             await asyncio.gather(self._lease_task, return_exceptions=True)
