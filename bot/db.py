@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 
 from sqlalchemy import event
+from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection, AsyncAdapt_aiosqlite_cursor
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -37,7 +39,62 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     return engine
 
 
+class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    """A statement in one trip to aiosqlite's thread instead of four.
+
+    SQLAlchemy's aiosqlite cursor creates the cursor, executes, fetches and closes in separate
+    trips, each a queue hand-off to the connection's thread and a wake-up of the event loop.
+    Those hand-offs, not SQLite, were most of a short transaction's cost: /start for a new user
+    (a SELECT, an INSERT ... RETURNING, a COMMIT) took nine of them, about 0.4 ms of CPU each
+    (bench/foundation.py, (b)). The same sqlite3 calls run, in the same order, on the same thread.
+    """
+
+    __slots__ = ()
+    # The sqlite3 cursor is closed in the thread once its rows are fetched; rowcount, lastrowid
+    # and description stay readable after that.
+    _awaitable_cursor_close = False
+
+    def __init__(self, adapt_connection) -> None:
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None
+        self._soft_closed_memoized = {}
+        self._rows = deque()
+
+    async def _execute_async(self, operation, parameters):
+        async with self._adapt_connection._execute_mutex:
+            self._cursor, rows = await self._connection._execute(_run_one, self._connection._conn, operation,
+                                                                 () if parameters is None else parameters, False)
+            self._rows = deque(rows)
+
+    async def _executemany_async(self, operation, seq_of_parameters):
+        async with self._adapt_connection._execute_mutex:
+            self._cursor, _ = await self._connection._execute(_run_one, self._connection._conn, operation,
+                                                              seq_of_parameters, True)
+
+    def close(self) -> None:
+        self._rows.clear()
+
+
+def _run_one(conn, operation, parameters, many: bool):
+    cursor = conn.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+            return cursor, ()
+        cursor.execute(operation, parameters)
+        return cursor, (cursor.fetchall() if cursor.description else ())
+    finally:
+        cursor.close()
+
+
+class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = _OneTripCursor
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    dbapi_connection.__class__ = _OneTripConnection
     # WAL with synchronous=NORMAL doubles write throughput and lets readers run beside the writer.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
