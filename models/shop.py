@@ -117,8 +117,9 @@ class Order(SQLModel, table=True):
     group_buy_id: int | None = Field(default=None, foreign_key="group_buys.id", index=True)
     team_id: int | None = Field(default=None, foreign_key="group_buy_teams.id", index=True)
     invited_by: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    # Paid above the final group price and given back as a coupon, minor units.
+    # Paid above the final group price and given back as a coupon (minor units), and that coupon.
     credit: int = Field(default=0)
+    credit_coupon_id: int | None = Field(default=None, foreign_key="coupons.id")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     paid_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -151,9 +151,10 @@ async def _confirm_at(session: AsyncSession, order: Order, price: int, now: date
         .values(status=OrderStatus.CONFIRMED, unit_price=price, total=total, credit=credit, updated_at=now))
     if moved.rowcount != 1 or credit == 0:
         return
-    await coupons.issue(session, community_id=order.community_id, actor_id=None, now=now, commit=False,
-                        spec=coupons.CouponSpec(kind=CouponKind.FIXED, value=credit, owner_id=order.user_id,
-                                                code=coupons.new_code("GB"), source="groupbuy"))
+    coupon = await coupons.issue(session, community_id=order.community_id, actor_id=None, now=now, commit=False,
+                                 spec=coupons.CouponSpec(kind=CouponKind.FIXED, value=credit, owner_id=order.user_id,
+                                                         code=coupons.new_code("GB"), source="groupbuy"))
+    await session.execute(update(Order).where(Order.id == order.id).values(credit_coupon_id=coupon.id))
 
 
 async def end_campaign(session: AsyncSession, *, group_buy_id: int, community_id: int, actor_id: int,

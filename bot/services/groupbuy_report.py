@@ -49,19 +49,10 @@ async def settled(session: AsyncSession, *, team_id: int | None = None, group_bu
     result = Settled(community=await session.get(Community, campaign.community_id), campaign=campaign,
                      product=await session.get(Product, campaign.product_id), team=team,
                      orders=await participants(session, team_id=team_id, group_buy_id=None if team else campaign.id))
-    credited = [o for o in result.orders if o.credit > 0]
-    if credited and campaign.closed_at is not None:
-        # The close issues each credit coupon to the buyer, with the amount, in its own
-        # transaction (same `now`): matched back to the orders by buyer and amount.
-        coupons = list(await session.exec(
-            select(Coupon).where(Coupon.community_id == campaign.community_id, Coupon.source == "groupbuy",
-                                 col(Coupon.owner_id).in_({o.user_id for o in credited}),
-                                 Coupon.created_at == campaign.closed_at).order_by(Coupon.id)))
-        for order in credited:
-            match = next((c for c in coupons if c.owner_id == order.user_id and c.value == order.credit), None)
-            if match is not None:
-                coupons.remove(match)
-                result.credit_codes[order.id] = match.code
+    coupon_ids = {o.credit_coupon_id: o.id for o in result.orders if o.credit_coupon_id is not None}
+    if coupon_ids:
+        for coupon in await session.exec(select(Coupon).where(col(Coupon.id).in_(coupon_ids))):
+            result.credit_codes[coupon_ids[coupon.id]] = coupon.code
     return result
 
 

@@ -89,19 +89,23 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('team_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('invited_by', sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column('credit', sa.Integer(), nullable=False, server_default='0'))
+        batch_op.add_column(sa.Column('credit_coupon_id', sa.Integer(), nullable=True))
         batch_op.create_index(batch_op.f('ix_orders_group_buy_id'), ['group_buy_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_orders_team_id'), ['team_id'], unique=False)
         batch_op.create_foreign_key('fk_orders_group_buy_id', 'group_buys', ['group_buy_id'], ['id'])
         batch_op.create_foreign_key('fk_orders_team_id', 'group_buy_teams', ['team_id'], ['id'])
+        batch_op.create_foreign_key('fk_orders_credit_coupon_id', 'coupons', ['credit_coupon_id'], ['id'])
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.drop_constraint('fk_orders_credit_coupon_id', type_='foreignkey')
         batch_op.drop_constraint('fk_orders_team_id', type_='foreignkey')
         batch_op.drop_constraint('fk_orders_group_buy_id', type_='foreignkey')
         batch_op.drop_index(batch_op.f('ix_orders_team_id'))
         batch_op.drop_index(batch_op.f('ix_orders_group_buy_id'))
+        batch_op.drop_column('credit_coupon_id')
         batch_op.drop_column('credit')
         batch_op.drop_column('invited_by')
         batch_op.drop_column('team_id')

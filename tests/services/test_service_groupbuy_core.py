@@ -11,9 +11,8 @@ from sqlmodel import select
 
 from bot.services import groupbuy_close, orders
 from bot.services.errors import DomainError
-from bot.services.groupbuy_join import JoinMode
 from groupbuy_builders import join, join_in, team_campaign, threshold_campaign
-from models import Coupon, GroupBuy, GroupBuyStatus, GroupBuyTeam, Order, OrderStatus, PaymentMethod, TeamStatus
+from models import Coupon, GroupBuy, GroupBuyStatus, GroupBuyTeam, OrderStatus, PaymentMethod, TeamStatus
 from shop_builders import make_product, make_shop, make_users, order_rows, product_row
 
 
@@ -141,7 +140,7 @@ async def test_threshold_paid_above_final_price_gets_credit(session, fresh, t0):
     assert [(o.total, o.credit) for o in rows] == [(900, 100), (900, 0)]
     async with fresh() as s:
         credit = (await s.exec(select(Coupon).where(Coupon.owner_id == 11))).one()
-        assert (credit.value, credit.source) == (100, "groupbuy")
+        assert (credit.value, credit.source, credit.id) == (100, "groupbuy", rows[0].credit_coupon_id)
 
 
 async def test_threshold_below_minimum_fails(session, fresh, t0):
