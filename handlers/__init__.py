@@ -7,7 +7,7 @@ def routers() -> list[Router]:
     from handlers import admin, fallback, help, language, onboarding, privacy, settings, start
     from handlers import checkout, member_orders, payments, shop_group
     from handlers import groupbuy_group
-    from handlers import groupbuy_admin, products_admin
+    from handlers import groupbuy_admin, groupbuy_setup, products_admin
     from handlers import coupons_admin, member_coupons, orders_admin, shop_settings
 
     return [
@@ -27,6 +27,7 @@ def routers() -> list[Router]:
         member_coupons.router,
         shop_settings.router,
         groupbuy_admin.router,
+        groupbuy_setup.router,
         groupbuy_group.router,
         help.router,
         fallback.router,
