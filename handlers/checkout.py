@@ -79,7 +79,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _id(value: int) -> int:
+def row_id(value: int) -> int:
     """An id from a link or a button, or 0 (found nowhere) when it could not be a row's id."""
     return value if 0 < value <= ID_MAX else 0
 
@@ -164,7 +164,7 @@ async def start(*, state: FSMContext, session: AsyncSession, settings: Settings,
     it at once with the reason. With `join`, the checkout joins that group-buy (of this product);
     `bot_username` then builds the links it offers (a new team, sharing the member's team)."""
     await state.clear()
-    product = await session.get(Product, _id(product_id))
+    product = await session.get(Product, row_id(product_id))
     community = await session.get(Community, product.community_id) if product else None
     if product is None or community is None:
         return error_text(DomainError("product_unknown")), None
@@ -190,7 +190,7 @@ async def start(*, state: FSMContext, session: AsyncSession, settings: Settings,
 async def start_join(*, state: FSMContext, session: AsyncSession, settings: Settings, user_id: int, ref: JoinRef,
                      bot_username: str, quantity_raw: str | None = None) -> View:
     """Open a checkout that joins a group-buy (a team, a new team, or a threshold)."""
-    campaign = await session.get(GroupBuy, _id(ref.group_buy_id))
+    campaign = await session.get(GroupBuy, row_id(ref.group_buy_id))
     if campaign is None or campaign.status == GroupBuyStatus.DRAFT:
         await state.clear()
         return error_text(DomainError("groupbuy_unknown")), None
@@ -491,7 +491,7 @@ async def _press(cart: Cart, current: str, action: CheckoutAction, value: int) -
         return await _take_quantity(cart, str(value))
     if action is CheckoutAction.PICKUP:
         try:
-            point = await get_pickup_point(cart.session, community_id=cart.community.id, point_id=_id(value))
+            point = await get_pickup_point(cart.session, community_id=cart.community.id, point_id=row_id(value))
         except DomainError as err:
             return await show(cart, CheckoutForm.pickup, error_text(err))
         await cart.save(pickup=point.id, address=None)
@@ -501,7 +501,7 @@ async def _press(cart: Cart, current: str, action: CheckoutAction, value: int) -
             return await show(cart, CheckoutForm.pickup, error_text(DomainError("delivery_disabled")))
         return await show(cart, CheckoutForm.address)
     if action is CheckoutAction.COUPON:
-        coupon = await cart.session.get(Coupon, _id(value))
+        coupon = await cart.session.get(Coupon, row_id(value))
         if coupon is None or coupon.community_id != cart.community.id:
             return await show(cart, CheckoutForm.coupon, _("This button is no longer valid."))
         return await _take_coupon(cart, coupon.code)

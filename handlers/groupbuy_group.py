@@ -152,7 +152,7 @@ async def link_join_team(*, message: Message, arg: str, state: FSMContext, sessi
     if match is None:
         await message.answer(_invalid())
         return
-    team_id = checkout._id(int(match.group(1)))
+    team_id = checkout.row_id(int(match.group(1)))
     inviter = int(match.group(2)) if match.group(2) else None
     try:
         ref = await groupbuy_board.team_ref(session, team_id=team_id, inviter_id=inviter)
