@@ -92,6 +92,18 @@ class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = _OneTripCursor
 
+    # sqlite3 opens a transaction only before a write, so a session that only read (an existing
+    # user's /start) has nothing to end; the COMMIT or ROLLBACK would still cost a trip to the
+    # connection's thread. The connection's thread is idle here: SQLAlchemy ends a transaction
+    # only after its last statement returned.
+    def commit(self) -> None:
+        if self._connection._connection and self._connection.in_transaction:
+            super().commit()
+
+    def rollback(self) -> None:
+        if self._connection._connection and self._connection.in_transaction:
+            super().rollback()
+
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     dbapi_connection.__class__ = _OneTripConnection

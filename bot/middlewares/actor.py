@@ -13,13 +13,13 @@ from aiogram.utils.i18n import I18n
 from bot.locales import normalize_locale
 from bot.middlewares.activity import GROUP_TYPES, profile_of
 from bot.services import communities, members
-from bot.services.users import upsert_user
+from bot.services.users import SeenUser, remember
 from models import Community, Member, MemberStatus, User
 
 
 @dataclass(slots=True)
 class Actor:
-    user: User
+    user: SeenUser
     locale: str
     is_owner: bool
     # Set when the update comes from a group the bot knows.
@@ -31,13 +31,17 @@ class Actor:
         return self.is_owner or bool(self.member and self.member.is_leader and self.member.status == MemberStatus.MEMBER)
 
 
-def resolve_locale(user: User, community: Community | None, default: str) -> str:
+def resolve_locale(user: User | SeenUser, community: Community | None, default: str) -> str:
     return user.locale or normalize_locale(user.language_code) or (community.default_locale if community else None) or default
 
 
 class ActorMiddleware(BaseMiddleware):
     def __init__(self, *, i18n: I18n, owner_ids: frozenset[int], default_locale: str) -> None:
         self.i18n, self.owner_ids, self.default_locale = i18n, owner_ids, default_locale
+        # Users this process has seen: anyone else is most likely new, so their row is inserted
+        # before it is looked for (a known user missing here, after a restart, costs one statement
+        # more, once).
+        self._seen: set[int] = set()
 
     async def __call__(self, handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         tg_user = data.get("event_from_user")
@@ -48,17 +52,19 @@ class ActorMiddleware(BaseMiddleware):
         chat = data.get("event_chat")
         # Writing to the bot in private is what opens the private chat for bot-initiated messages.
         opens_dm = chat is not None and chat.type == "private" and bool(data.get("event_update") and data["event_update"].message)
-        # A new user is created with it already set (no second write for the same row).
-        user = await upsert_user(session, profile_of(tg_user), now=now, can_dm=opens_dm)
+        likely_new = tg_user.id not in self._seen
+        user = await remember(session, profile_of(tg_user), now=now, opens_dm=opens_dm, likely_new=likely_new)
+        if likely_new:
+            if len(self._seen) >= 100_000:
+                self._seen.clear()
+            self._seen.add(tg_user.id)
         community = member = None
         if chat is not None and chat.type in GROUP_TYPES:
             community = await communities.get_by_chat(session, chat.id)
             if community is not None:
                 member = await members.get(session, community_id=community.id, user_id=user.id)
-        elif opens_dm and not user.can_dm:
-            user.can_dm = True
-        # Commit whenever a transaction is open, not only when the ORM saw changes: a new user is
-        # inserted with a Core INSERT the session does not track, and leaving that transaction open
+        # Commit whenever a transaction is open, not only when the ORM saw changes: the user's row
+        # is written with Core statements the session does not track, and leaving that transaction open
         # holds the row lock through the whole handler (Telegram calls included), which deadlocks
         # against the activity flusher's batch upsert of the same user on PostgreSQL.
         if session.in_transaction():
