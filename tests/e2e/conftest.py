@@ -38,9 +38,6 @@ from e2e_harness import (
     close_without_ssl_grace,
     pace_throttle,
 )
-# Kept importable from here for modules written against the first version of this folder; new
-# modules import them from e2e_harness (see its docstring for why).
-from e2e_harness import en, utc, zh  # noqa: F401
 
 
 @pytest.fixture

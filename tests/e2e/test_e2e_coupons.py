@@ -16,7 +16,7 @@ from bot.services.coupons import CouponSpec
 from bot.services.errors import DomainError
 from bot.services.money import format_money
 from bot.services.products import ProductDraft
-from conftest import E2E, Group, en
+from e2e_harness import E2E, Group, en
 from models import Community
 from models.shop import Coupon, CouponKind, PaymentMethod
 

@@ -27,7 +27,7 @@ from bot.services.coupons import CouponSpec
 from bot.services.money import format_money
 from bot.services.products import ProductDraft
 from bot.services.shop_settings import update_shop_settings
-from conftest import E2E, Group, en, zh
+from e2e_harness import E2E, Group, en, zh
 from models import Community
 from models.shop import Coupon, CouponKind, Order, OrderStatus, PaymentMethod, Product
 

@@ -21,7 +21,7 @@ from bot.sandbox.formatting import parse_text
 from bot.scheduler import run_job
 from bot.services import orders, posts, products, settings
 from bot.services.shop_settings import update_shop_settings
-from conftest import BOT_USERNAME, E2E, Group, en, zh
+from e2e_harness import BOT_USERNAME, E2E, Group, en, zh
 from models import Community
 from models.shop import PaymentMethod, PostStatus, Product, ProductPost, ProductStatus
 
