@@ -98,10 +98,14 @@ class Scheduler:
             self._running.discard(task)
 
     async def stop(self) -> None:
-        self._aps.shutdown(wait=False)
-        # Runs in flight finish before the database and the sender they use are closed.
+        # Runs in flight finish before the database and the sender they use are closed. APScheduler's
+        # shutdown cancels whatever is still running, so it comes after them: paused, no run starts;
+        # one turn of the loop lets a run it has just handed over register in `_running`.
+        self._aps.pause()
+        await asyncio.sleep(0)
         if self._running:
             await asyncio.wait(set(self._running), timeout=15)
+        self._aps.shutdown(wait=False)
         if self._lease_task is not None:
             self._lease_task.cancel()
             await asyncio.gather(self._lease_task, return_exceptions=True)
