@@ -13,19 +13,18 @@ the time left is rounded on the card, so most of those re-draws change nothing a
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from bot.cards import fingerprint
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.card_edits import edit_card
 from bot.groupbuy_cards import render_board
 from bot.jobs import job
 from bot.services import groupbuy_board
 
 if TYPE_CHECKING:
     from bot.app import App
-
-log = logging.getLogger(__name__)
 
 
 async def _refresh(app: App, group_buy_id: int, now: datetime) -> str:
@@ -36,19 +35,16 @@ async def _refresh(app: App, group_buy_id: int, now: datetime) -> str:
     if not board.community.active:
         return "skipped"
     text, markup = render_board(board, now, app.bot_username)
-    shown = fingerprint(text, markup)
-    if shown == board.campaign.rendered:
-        return "unchanged"
-    delivery = await app.sender.edit_message_text(board.campaign.chat_id, board.campaign.message_id, text, reply_markup=markup)
-    async with app.sessions() as session:
-        if delivery.ok:
-            await groupbuy_board.set_rendered(session, group_buy_id=group_buy_id, rendered=shown)
-            return "edited"
-        if delivery.error == "gave_up":
+
+    async def record(session: AsyncSession, drawn: str | None) -> None:
+        if drawn is None:
             await groupbuy_board.mark_stale(session, group_buy_id=group_buy_id)
-    # Deleted by someone, or refused: the card stays as it is; the next change tries again.
-    log.info("card of group-buy %s not edited: %s %s", group_buy_id, delivery.error, delivery.description)
-    return "failed"
+        else:
+            await groupbuy_board.set_rendered(session, group_buy_id=group_buy_id, rendered=drawn)
+
+    return await edit_card(app, chat_id=board.campaign.chat_id, message_id=board.campaign.message_id, text=text,
+                           markup=markup, shown=board.campaign.rendered, record=record,
+                           label=f"card of group-buy {group_buy_id}")
 
 
 @job("refresh_groupbuy_cards", "Edit group-buy cards whose progress or state changed, at most once per card per run",

@@ -13,15 +13,15 @@ modified".
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from aiogram.methods import EditMessageCaption
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.card_edits import edit_card
 from bot.cards import fingerprint, render_card
 from bot.i18n import translate
 from bot.jobs import job
@@ -32,8 +32,6 @@ from models.shop import Product, ProductPost, ProductStatus
 
 if TYPE_CHECKING:
     from bot.app import App
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,23 +135,15 @@ async def _refresh(app: App, post: ProductPost, product: Product, community: Com
         return "skipped"
     text, markup, with_photo = render_card(product, community, community.default_locale, app.bot_username,
                                            with_photo=post.with_photo)
-    shown = fingerprint(text, markup)
-    if shown == post.rendered:
-        return "unchanged"
-    if with_photo:
-        delivery = await app.sender.submit(EditMessageCaption(chat_id=post.chat_id, message_id=post.message_id,
-                                                              caption=text, reply_markup=markup, parse_mode="HTML"))
-    else:
-        delivery = await app.sender.edit_message_text(post.chat_id, post.message_id, text, reply_markup=markup)
-    async with app.sessions() as session:
-        if delivery.ok:
-            await posts.set_rendered(session, post_id=post.id, rendered=shown)
-            return "edited"
-        if delivery.error == "gave_up":
+
+    async def record(session: AsyncSession, drawn: str | None) -> None:
+        if drawn is None:
             await posts.mark_stale(session, post_id=post.id)
-    # Deleted by someone, or refused: the card stays as it is; the next change tries again.
-    log.info("card of post %s not edited: %s %s", post.id, delivery.error, delivery.description)
-    return "failed"
+        else:
+            await posts.set_rendered(session, post_id=post.id, rendered=drawn)
+
+    return await edit_card(app, chat_id=post.chat_id, message_id=post.message_id, text=text, markup=markup,
+                           shown=post.rendered, record=record, label=f"card of post {post.id}", caption=with_photo)
 
 
 @job("refresh_cards", "Edit product cards in the group whose stock or state changed, at most once per card per run",
