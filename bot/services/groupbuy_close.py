@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import case, exists, update
+from sqlalchemy import exists, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,9 +21,8 @@ from bot.services import audit, coupons, orders
 from bot.services.errors import DomainError
 from bot.services.group_seats import SEATED, mark_card_stale
 from bot.services.groupbuy_join import confirm_team_orders
-from bot.services.products import mark_cards_stale
 from models.groupbuy import GroupBuy, GroupBuyKind, GroupBuyStatus, GroupBuyTeam, TeamStatus
-from models.shop import CouponKind, Order, OrderStatus, Product
+from models.shop import CouponKind, Order, OrderStatus
 
 # Orders a close still has to settle.
 UNSETTLED = (OrderStatus.PENDING_PAYMENT, OrderStatus.AWAITING_GROUP)
@@ -58,41 +57,12 @@ async def fail_team(session: AsyncSession, *, team_id: int, now: datetime, reaso
         await session.commit()
         return False
     team = await session.get(GroupBuyTeam, team_id, populate_existing=True)
-    await _cancel_team_orders(session, team_id=team_id, now=now)
+    await orders.cancel_all_within(session, Order.team_id == team_id, from_=UNSETTLED, reason="groupbuy_failed", now=now)
     await mark_card_stale(session, group_buy_id=team.group_buy_id)
     audit.record(session, community_id=team.community_id, actor_id=None, action="groupbuy.team_failed",
                  details={"team": team_id, "group_buy": team.group_buy_id, "reason": reason}, now=now)
     await session.commit()
     return True
-
-
-async def _cancel_team_orders(session: AsyncSession, *, team_id: int, now: datetime) -> None:
-    """A failed team's unsettled orders, all at once, as `orders.cancel_within` cancels one: paid
-    ones become refund-due, stock and coupons come back, each is audited (no commit).
-
-    A few statements per team instead of ten per order: one by one, 1,000 teams failing in the same
-    minute took two minutes to close (bench/groupbuy_deadlines.py). The close's UPDATE holds the
-    team's row lock, which payments and cancellations of these orders take first, so none slips in
-    between; the seats need no release, the team is failed.
-    """
-    settled = case((col(Order.paid_at).is_(None), OrderStatus.CANCELLED.value), else_=OrderStatus.REFUND_DUE.value)
-    # RETURNING the rows as objects, written over any the session holds: callers see the close.
-    cancelled = list(await session.scalars(
-        update(Order).where(Order.team_id == team_id, col(Order.status).in_(UNSETTLED))
-        .values(status=settled, updated_at=now, cancelled_at=now, cancel_reason="groupbuy_failed")
-        .returning(Order).execution_options(synchronize_session=False, populate_existing=True)))
-    returned: dict[int, int] = {}
-    for order in cancelled:
-        returned[order.product_id] = returned.get(order.product_id, 0) + order.quantity
-        if order.coupon_id is not None:
-            await coupons.release(session, order_id=order.id)
-        audit.record(session, community_id=order.community_id, actor_id=None, action="order.cancel",
-                     details={"id": order.id, "reason": "groupbuy_failed", "refund_due": order.status == OrderStatus.REFUND_DUE},
-                     now=now)
-    for product_id, quantity in returned.items():
-        await session.execute(update(Product).where(Product.id == product_id)
-                              .values(stock=Product.stock + quantity, sold=Product.sold - quantity, updated_at=now))
-        await mark_cards_stale(session, product_id=product_id)
 
 
 async def close_threshold(session: AsyncSession, *, group_buy_id: int, now: datetime, force: bool = False,
@@ -126,14 +96,13 @@ async def close_threshold(session: AsyncSession, *, group_buy_id: int, now: date
         campaign.final_price = price_at(campaign, campaign.units)
     session.add(campaign)
     await session.flush()
-    waiting = list(await session.exec(select(Order).where(Order.group_buy_id == group_buy_id,
-                                                          Order.status == OrderStatus.AWAITING_GROUP)))
-    for order in waiting:
-        if succeeded:
+    if succeeded:
+        waiting = select(Order).where(Order.group_buy_id == group_buy_id, Order.status == OrderStatus.AWAITING_GROUP)
+        for order in list(await session.exec(waiting)):
             await _confirm_at(session, order, campaign.final_price, now)
-        else:
-            await orders.cancel_within(session, order, from_=(OrderStatus.AWAITING_GROUP,), reason="groupbuy_failed",
-                                       actor_id=None, now=now)
+    else:
+        await orders.cancel_all_within(session, Order.group_buy_id == group_buy_id, from_=(OrderStatus.AWAITING_GROUP,),
+                                       reason="groupbuy_failed", now=now)
     await mark_card_stale(session, group_buy_id=group_buy_id)
     audit.record(session, community_id=campaign.community_id, actor_id=actor_id, action="groupbuy.closed",
                  details={"id": group_buy_id, "status": campaign.status, "units": campaign.units,
