@@ -30,7 +30,8 @@ import random
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from dataclasses import astuple
+from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,49 +42,18 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from sqlmodel import col, func, select  # noqa: E402
 
 from bot.db import create_engine, session_factory  # noqa: E402
-from bot.services import communities, groupbuy_close, groupbuys, orders, products, settings  # noqa: E402
-from bot.services.products import ProductDraft  # noqa: E402
-from bot.services.shop_settings import update_shop_settings  # noqa: E402
-from models import AuditLog, GroupBuyKind, Order, OrderStatus, PaymentMethod, Product, User  # noqa: E402
+from bot.services import groupbuy_close, orders  # noqa: E402
+from models import AuditLog, Order, OrderStatus, PaymentMethod, Product, User  # noqa: E402
 from models.groupbuy import GroupBuyTeam, TeamStatus  # noqa: E402
+from groupbuy_campaign import build_campaign, utcnow  # noqa: E402
 from orders_race import empty_database, prepare_database  # noqa: E402
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/bench_groupbuys"
 LEADER_ID = 7_200_000
 FIRST_MEMBER = 7_200_001
-RIGHTS = {"can_invite_users": True, "can_delete_messages": True, "can_pin_messages": True, "can_manage_chat": True}
 STOCK = 1_000_000
 PRICE, TEAM_PRICE, SIZE, TEAM_MINUTES, STARS_PER_UNIT = 1000, 800, 10, 60, 50
 CHUNK = 1000  # rows per INSERT: keeps every statement under PostgreSQL's 32,767 parameters
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-async def build_campaign(sessions) -> tuple[int, int, int, int, str]:
-    """Community (Stars on), pickup point, product, live team campaign; their ids and the currency."""
-    at = utcnow()
-    async with sessions() as s:
-        conn = await s.connection()
-        await conn.execute(insert(User.__table__), [{"id": LEADER_ID, "first_name": "Leader", "can_dm": True,
-                                                     "marketing_opt_out": False, "erased": False, "created_at": at,
-                                                     "updated_at": at}])
-        await s.commit()
-        community = (await communities.on_bot_status(
-            s, chat_id=-1_000_000_000_003, title="Bench Harbour", status="administrator", rights=RIGHTS,
-            default_locale="en", default_timezone="UTC", now=at)).community
-        await update_shop_settings(s, community=community, actor_id=LEADER_ID, now=at, stars_enabled=True,
-                                   stars_per_unit=STARS_PER_UNIT)
-        point = await settings.add_pickup_point(s, community_id=community.id, actor_id=LEADER_ID, raw_name="Harbour Gate",
-                                                now=at)
-        product = await products.create(s, community=community, actor_id=LEADER_ID, now=at, draft=ProductDraft(
-            title="Mangoes", description="", price=PRICE, stock=STOCK, per_member_limit=None))
-        draft = await groupbuys.create(s, community_id=community.id, actor_id=LEADER_ID, now=at, terms=groupbuys.Terms(
-            kind=GroupBuyKind.TEAM, product_id=product.id, price=TEAM_PRICE, ends_at=at + timedelta(days=2),
-            team_size=SIZE, team_minutes=TEAM_MINUTES))
-        campaign = await groupbuys.publish(s, community_id=community.id, group_buy_id=draft.id, actor_id=LEADER_ID, now=at)
-        return community.id, point.id, product.id, campaign.id, community.currency
 
 
 async def insert_rows(conn, table, rows: list[dict], returning=None) -> list:
@@ -100,7 +70,9 @@ async def insert_rows(conn, table, rows: list[dict], returning=None) -> list:
 async def build_teams(sessions, *, teams: int, paid_share: float, minute: datetime, seed: int) -> dict:
     """The open teams and their orders (bulk), then the Stars payments (through the service)."""
     rng = random.Random(seed)
-    community_id, point_id, product_id, campaign_id, currency = await build_campaign(sessions)
+    community_id, point_id, product_id, campaign_id, currency = astuple(await build_campaign(
+        sessions, leader_id=LEADER_ID, user_ids=[], chat_id=-1_000_000_000_003, title="Bench Harbour", product="Mangoes",
+        price=PRICE, team_price=TEAM_PRICE, stock=STOCK, size=SIZE, minutes=TEAM_MINUTES, stars_per_unit=STARS_PER_UNIT))
     at = utcnow()
     sizes = [rng.randint(1, SIZE - 1) for _ in range(teams)]
     deadlines = [minute + timedelta(seconds=60 * i / teams) for i in range(teams)]

@@ -32,7 +32,7 @@ import random
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from dataclasses import astuple
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,51 +42,20 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from sqlmodel import col, func, select  # noqa: E402
 
 from bot.db import create_engine, session_factory  # noqa: E402
-from bot.services import communities, groupbuy_join, groupbuys, products, settings  # noqa: E402
+from bot.services import groupbuy_join, groupbuys  # noqa: E402
 from bot.services.errors import DomainError  # noqa: E402
 from bot.services.group_seats import SEATED  # noqa: E402
 from bot.services.groupbuy_join import JoinMode, JoinRef  # noqa: E402
-from bot.services.products import ProductDraft  # noqa: E402
-from bot.services.upsert import insert_for  # noqa: E402
-from models import Community, GroupBuyKind, Order, OrderStatus, PaymentMethod, Product, User  # noqa: E402
+from models import Community, Order, OrderStatus, PaymentMethod, Product  # noqa: E402
 from models.groupbuy import GroupBuyTeam, TeamStatus  # noqa: E402
+from groupbuy_campaign import build_campaign, utcnow  # noqa: E402
 from orders_race import empty_database, latency_line, prepare_database  # noqa: E402
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/bench_groupbuys"
 LEADER_ID = 7_100_000
 FIRST_MEMBER = 7_100_001
-RIGHTS = {"can_invite_users": True, "can_delete_messages": True, "can_pin_messages": True, "can_manage_chat": True}
 STOCK = 100_000
 PRICE, TEAM_PRICE = 1000, 800
-
-
-def now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-async def build_campaign(sessions, *, members: int, size: int) -> tuple[int, int, int, int]:
-    """Community, pickup point, product and live team campaign; returns their ids."""
-    at = now()
-    async with sessions() as s:
-        conn = await s.connection()
-        await conn.execute(insert_for(s, User.__table__).values(
-            [{"id": uid, "first_name": f"Member{uid - FIRST_MEMBER}", "can_dm": True, "marketing_opt_out": False,
-              "erased": False, "created_at": at, "updated_at": at}
-             for uid in [LEADER_ID, *range(FIRST_MEMBER, FIRST_MEMBER + members)]]
-        ).on_conflict_do_nothing(index_elements=["id"]))
-        await s.commit()
-        community = (await communities.on_bot_status(
-            s, chat_id=-1_000_000_000_002, title="Bench Orchard", status="administrator", rights=RIGHTS,
-            default_locale="en", default_timezone="UTC", now=at)).community
-        point = await settings.add_pickup_point(s, community_id=community.id, actor_id=LEADER_ID, raw_name="North Gate",
-                                                now=at)
-        product = await products.create(s, community=community, actor_id=LEADER_ID, now=at, draft=ProductDraft(
-            title="Lychees", description="", price=PRICE, stock=STOCK, per_member_limit=None))
-        draft = await groupbuys.create(s, community_id=community.id, actor_id=LEADER_ID, now=at, terms=groupbuys.Terms(
-            kind=GroupBuyKind.TEAM, product_id=product.id, price=TEAM_PRICE, ends_at=at + timedelta(days=2),
-            team_size=size, team_minutes=60, open_limit=1, join_limit=1))
-        campaign = await groupbuys.publish(s, community_id=community.id, group_buy_id=draft.id, actor_id=LEADER_ID, now=at)
-        return community.id, point.id, product.id, campaign.id
 
 
 async def open_teams(sessions, *, community_id: int, point_id: int, campaign_id: int, openers: list[int]) -> list[int]:
@@ -96,7 +65,7 @@ async def open_teams(sessions, *, community_id: int, point_id: int, campaign_id:
         for uid in openers:
             opened = await groupbuy_join.join(
                 s, community=community, ref=JoinRef(campaign_id, JoinMode.OPEN), user_id=uid, quantity=1,
-                unit_price=TEAM_PRICE, payment_method=PaymentMethod.PICKUP, checkout_key=f"open-{uid}", now=now(),
+                unit_price=TEAM_PRICE, payment_method=PaymentMethod.PICKUP, checkout_key=f"open-{uid}", now=utcnow(),
                 pickup_point_id=point_id)
             team_ids.append(opened.team.id)
     return team_ids
@@ -159,8 +128,10 @@ async def race_round(url: str, *, members: int, size: int, teams: int, attempts:
     sessions = session_factory(engine)
     rng = random.Random(seed)
     try:
-        community_id, point_id, product_id, campaign_id = await build_campaign(sessions, members=members, size=size)
         uids = list(range(FIRST_MEMBER, FIRST_MEMBER + members))
+        community_id, point_id, product_id, campaign_id, _currency = astuple(await build_campaign(
+            sessions, leader_id=LEADER_ID, user_ids=uids, chat_id=-1_000_000_000_002, title="Bench Orchard",
+            product="Lychees", price=PRICE, team_price=TEAM_PRICE, stock=STOCK, size=size, minutes=60))
         openers, racers = uids[:teams], uids[teams:]
         team_ids = await open_teams(sessions, community_id=community_id, point_id=point_id, campaign_id=campaign_id,
                                     openers=openers)
@@ -191,7 +162,7 @@ async def race_round(url: str, *, members: int, size: int, teams: int, attempts:
                         await groupbuy_join.join(
                             s, community=community, ref=JoinRef(campaign_id, JoinMode.TEAM, team_id), user_id=uid,
                             quantity=1, unit_price=TEAM_PRICE, payment_method=PaymentMethod.PICKUP,
-                            checkout_key=f"race-{uid}-{calls}", now=now(), pickup_point_id=point_id)
+                            checkout_key=f"race-{uid}-{calls}", now=utcnow(), pickup_point_id=point_id)
                         outcome = "joined"
                     except DomainError as err:
                         refusals[err.code] += 1
@@ -203,7 +174,7 @@ async def race_round(url: str, *, members: int, size: int, teams: int, attempts:
                     if outcome != "refused":
                         break
                     # What the campaign's card lists now: the open teams, the closest to full first.
-                    still_open = [t.id for t in await groupbuys.open_teams(s, group_buy_id=campaign_id, now=now())
+                    still_open = [t.id for t in await groupbuys.open_teams(s, group_buy_id=campaign_id, now=utcnow())
                                   if t.id not in tried]
                     await s.commit()
                     if not still_open:
