@@ -9,8 +9,6 @@ from typing import AsyncIterator
 
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
-from aiogram.fsm.storage.memory import MemoryStorage
-from aiogram.fsm.storage.redis import RedisStorage
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -18,6 +16,7 @@ from bot.config import ConfigError, Settings, StartupError
 from bot.db import SessionFactory, check_connection, create_engine, session_factory
 from bot.dedup import MemoryLedger, RedisLedger
 from bot.factory import ALLOWED_UPDATES, create_bot, create_dispatcher
+from bot.fsm_storage import CompactMemoryStorage, SharedRedisStorage
 from bot.i18n import get_i18n
 from bot.scheduler import Scheduler
 from bot.send_budget import create_budget
@@ -37,18 +36,6 @@ async def connect_redis(url: str) -> Redis:
     return redis
 
 
-class SharedRedisStorage(RedisStorage):
-    """FSM storage on the App's Redis client, which the App closes itself.
-
-    aiogram closes the FSM storage as soon as polling stops, while updates already fetched are
-    still being handled; with RedisStorage that closes the Redis client under them (and under the
-    sender's budget and the de-dup ledger). The App drains those updates first, then closes Redis.
-    """
-
-    async def close(self) -> None:
-        return None
-
-
 class App:
     """Owns the engine, Redis, the Bot, the Dispatcher, the sender, the activity flusher, the scheduler."""
 
@@ -64,7 +51,7 @@ class App:
         self.dp: Dispatcher = create_dispatcher(
             settings=settings,
             sessions=self.sessions,
-            storage=SharedRedisStorage(redis) if redis is not None else MemoryStorage(),
+            storage=SharedRedisStorage(redis) if redis is not None else CompactMemoryStorage(),
             ledger=RedisLedger(redis, bot_id=bot.id) if redis is not None else MemoryLedger(),
             tracker=self.tracker,
             i18n=get_i18n(),

@@ -11,7 +11,6 @@ from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
-from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.methods import Response
 from aiogram.utils.i18n import I18n
 
@@ -20,6 +19,7 @@ from bot.config import Settings
 from bot.db import SessionFactory
 from bot.dedup import UpdateLedger
 from bot.flood import WaitOutFloodControl
+from bot.fsm_storage import CompactMemoryStorage
 from bot.middlewares.activity import ActivityMiddleware
 from bot.middlewares.actor import ActorMiddleware
 from bot.middlewares.database import DatabaseMiddleware
@@ -27,6 +27,7 @@ from bot.middlewares.dedup import DedupMiddleware
 from bot.middlewares.errors import ErrorsMiddleware
 from bot.middlewares.throttle import ThrottleMiddleware
 from bot.services.activity import ActivityTracker
+from bot.services.seen_users import SeenUsers
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +85,15 @@ def create_dispatcher(
 ) -> Dispatcher:
     from handlers import routers
 
-    dp = Dispatcher(storage=storage or MemoryStorage(), settings=settings, sessions=sessions, tracker=tracker,
+    dp = Dispatcher(storage=storage or CompactMemoryStorage(), settings=settings, sessions=sessions, tracker=tracker,
                     **workflow_data)
     dedup, errors, activity = DedupMiddleware(ledger), ErrorsMiddleware(settings.DEFAULT_LOCALE), ActivityMiddleware(tracker)
     dp.update.outer_middleware(dedup)
     dp.update.outer_middleware(errors)
     dp.message.outer_middleware(activity)
     database = DatabaseMiddleware(sessions)
-    actor = ActorMiddleware(i18n=i18n, owner_ids=settings.OWNER_IDS, default_locale=settings.DEFAULT_LOCALE)
+    actor = ActorMiddleware(users=SeenUsers(sessions), i18n=i18n, owner_ids=settings.OWNER_IDS,
+                            default_locale=settings.DEFAULT_LOCALE)
     throttle = ThrottleMiddleware(rate=settings.THROTTLE_RATE)
     for name in HANDLED_EVENTS:
         observer = dp.observers[name]

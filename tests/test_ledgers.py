@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 
@@ -20,19 +21,48 @@ class Clock:
 
 async def test_memory_ledger_says_first_time_once_and_forgets_after_ttl():
     clock = Clock()
-    ledger = MemoryLedger(ttl=60, max_size=3, clock=clock)
+    ledger = MemoryLedger(ttl=60, clock=clock)
     assert await ledger.first_time(1)
     assert not await ledger.first_time(1)
     clock.now += 61
     assert await ledger.first_time(1)
 
 
-async def test_memory_ledger_is_bounded():
-    ledger = MemoryLedger(max_size=3)
-    for update_id in range(5):
+async def test_memory_ledger_keeps_runs_of_ids_in_any_order():
+    ledger = MemoryLedger()
+    order = [5, 3, 4, 10, 8, 9, 1, 2, 6, 7, 20]
+    assert [await ledger.first_time(u) for u in order] == [True] * len(order)
+    assert ledger._runs == {1: [10, ledger._runs[1][1]], 20: [20, ledger._runs[20][1]]}
+    assert await ledger.first_times(list(range(0, 22))) == [
+        u in (0, 11, 12, 13, 14, 15, 16, 17, 18, 19, 21) for u in range(0, 22)]
+    assert not any(await ledger.first_times(list(range(0, 22))))
+
+
+async def test_memory_ledger_stays_small_however_many_updates():
+    ledger = MemoryLedger()
+    assert all(await ledger.first_times(list(range(100_000, 300_000))))
+    assert len(ledger._starts) == 1 and not await ledger.first_time(123_456)
+
+
+async def test_memory_ledger_forgets_a_run_ttl_after_it_last_grew():
+    clock = Clock()
+    ledger = MemoryLedger(ttl=60, clock=clock)
+    await ledger.first_times([1, 2, 3, 10])
+    clock.now += 50
+    await ledger.first_time(4)  # run 1-4 grew; run 10 did not
+    clock.now += 20
+    assert await ledger.first_times([10, 2]) == [True, False]
+
+
+async def test_memory_ledger_is_bounded_by_runs():
+    clock = Clock()
+    ledger = MemoryLedger(max_runs=3, clock=clock)
+    for update_id in (10, 20, 30, 40):  # four runs of one: the oldest goes
+        clock.now += 1
         assert await ledger.first_time(update_id)
-    assert await ledger.first_time(0)  # evicted: the oldest ids go first
-    assert not await ledger.first_time(4)
+    assert sorted(ledger._runs) == [20, 30, 40]
+    assert await ledger.first_time(10)
+    assert not await ledger.first_time(40)
 
 
 async def test_redis_ledger_is_shared_and_atomic(redis_url):
@@ -64,3 +94,29 @@ def test_throttle_allows_a_burst_then_refills():
     assert throttle._take(2) == (True, False)  # other users unaffected
     clock.now += 0.5
     assert throttle._take(1) == (True, False)
+
+
+def test_throttle_forgets_users_whose_bucket_refilled():
+    clock = Clock()
+    throttle = ThrottleMiddleware(rate=2.0, burst=3, clock=clock)
+    for user in range(1000):
+        throttle._take(user)
+    clock.now += 1.4
+    assert [throttle._take(5000) for _ in range(4)][-1] == (False, True)
+    clock.now += 0.2  # users 0-999 are full again; user 5000 has 0.4 of a token
+    throttle._take(1)
+    assert set(throttle._buckets) == {1, 5000}
+    assert throttle._take(5000) == (False, False), "a pruned table still remembers who is going too fast"
+    clock.now += 0.3
+    assert throttle._take(5000) == (True, False)
+
+
+async def test_memory_ledger_answers_as_a_plain_set_would():
+    rng = random.Random(7)
+    ledger, seen = MemoryLedger(), set()
+    ids = [rng.randrange(1_000, 1_400) for _ in range(3_000)]
+    for update_id in ids:
+        assert await ledger.first_time(update_id) == (update_id not in seen), update_id
+        seen.add(update_id)
+    starts = ledger._starts
+    assert starts == sorted(ledger._runs) and all(ledger._runs[a][0] + 1 < b for a, b in zip(starts, starts[1:]))

@@ -13,7 +13,7 @@ from aiogram.utils.i18n import I18n
 from bot.locales import normalize_locale
 from bot.middlewares.activity import GROUP_TYPES, profile_of
 from bot.services import communities, members
-from bot.services.users import SeenUser, remember
+from bot.services.seen_users import SeenUser, SeenUsers
 from models import Community, Member, MemberStatus, User
 
 
@@ -36,39 +36,27 @@ def resolve_locale(user: User | SeenUser, community: Community | None, default: 
 
 
 class ActorMiddleware(BaseMiddleware):
-    def __init__(self, *, i18n: I18n, owner_ids: frozenset[int], default_locale: str) -> None:
-        self.i18n, self.owner_ids, self.default_locale = i18n, owner_ids, default_locale
-        # Users this process has seen: anyone else is most likely new, so their row is inserted
-        # before it is looked for (a known user missing here, after a restart, costs one statement
-        # more, once).
-        self._seen: set[int] = set()
+    def __init__(self, *, users: SeenUsers, i18n: I18n, owner_ids: frozenset[int], default_locale: str) -> None:
+        self.users, self.i18n, self.owner_ids, self.default_locale = users, i18n, owner_ids, default_locale
 
     async def __call__(self, handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         tg_user = data.get("event_from_user")
         if tg_user is None or tg_user.is_bot:
             return await handler(event, data)
-        session = data["session"]
-        now = _event_time(event)
         chat = data.get("event_chat")
         # Writing to the bot in private is what opens the private chat for bot-initiated messages.
         opens_dm = chat is not None and chat.type == "private" and bool(data.get("event_update") and data["event_update"].message)
-        likely_new = tg_user.id not in self._seen
-        user = await remember(session, profile_of(tg_user), now=now, opens_dm=opens_dm, likely_new=likely_new)
-        if likely_new:
-            if len(self._seen) >= 100_000:
-                self._seen.clear()
-            self._seen.add(tg_user.id)
+        user = await self.users.remember(profile_of(tg_user), now=_event_time(event), opens_dm=opens_dm)
         community = member = None
         if chat is not None and chat.type in GROUP_TYPES:
+            session = data["session"]
             community = await communities.get_by_chat(session, chat.id)
             if community is not None:
                 member = await members.get(session, community_id=community.id, user_id=user.id)
-        # Commit whenever a transaction is open, not only when the ORM saw changes: the user's row
-        # is written with Core statements the session does not track, and leaving that transaction open
-        # holds the row lock through the whole handler (Telegram calls included), which deadlocks
-        # against the activity flusher's batch upsert of the same user on PostgreSQL.
-        if session.in_transaction():
-            await session.commit()
+            # End the read transaction (PostgreSQL opens one for reads too): the handler starts
+            # from a fresh snapshot and no connection sits idle in a transaction meanwhile.
+            if session.in_transaction():
+                await session.commit()
         locale = resolve_locale(user, community, self.default_locale)
         actor = Actor(user=user, locale=locale, is_owner=user.id in self.owner_ids, community=community, member=member)
         data["actor"] = actor

@@ -22,19 +22,28 @@ class ThrottleMiddleware(BaseMiddleware):
     def __init__(self, *, rate: float, burst: int = 8, clock=time.monotonic) -> None:
         self.rate, self.burst, self.clock = rate, burst, clock
         self._buckets: dict[int, tuple[float, float, bool]] = {}  # user → (tokens, updated, warned)
+        self._next_prune = 0.0
 
     def _take(self, user_id: int) -> tuple[bool, bool]:
         """(allowed, should_warn)."""
         now = self.clock()
+        if now >= self._next_prune:
+            self._prune(now)
         tokens, updated, warned = self._buckets.get(user_id, (float(self.burst), now, False))
         tokens = min(float(self.burst), tokens + (now - updated) * self.rate)
         if tokens >= 1:
             self._buckets[user_id] = (tokens - 1, now, False)
-            if len(self._buckets) > 100_000:
-                self._buckets.clear()
             return True, False
         self._buckets[user_id] = (tokens, now, True)
         return False, not warned
+
+    def _prune(self, now: float) -> None:
+        """Forget buckets that have refilled: a full bucket is what a user without one gets, and
+        keeping them would grow the process with everyone who ever pressed a button."""
+        full = float(self.burst)
+        self._buckets = {user: bucket for user, bucket in self._buckets.items()
+                         if bucket[0] + (now - bucket[1]) * self.rate < full}
+        self._next_prune = now + full / self.rate
 
     async def __call__(self, handler, event, data: dict[str, Any]) -> Any:
         user = data.get("event_from_user")

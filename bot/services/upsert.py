@@ -12,7 +12,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 def insert_for(session: AsyncSession, table: Table):
     """The dialect's own `insert`, which knows ON CONFLICT."""
-    name = session.get_bind().dialect.name
+    return insert_in(session.get_bind().dialect.name, table)
+
+
+def insert_in(name: str, table: Table):
+    """`insert_for` by dialect name, for statements built once per dialect."""
     if name == "postgresql":
         return postgresql.insert(table)
     if name == "sqlite":

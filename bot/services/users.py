@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 
-from sqlalchemy import bindparam, update
-from sqlalchemy import select as core_select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -28,77 +25,13 @@ class Profile:
     language_code: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class SeenUser:
-    """The user row as the actor middleware read it: plain values, no ORM object for the session to track."""
-
-    id: int
-    first_name: str
-    last_name: str | None
-    username: str | None
-    language_code: str | None
-    locale: str | None
-    can_dm: bool
-
-    display_name = property(User.display_name.fget)
-
-
-_users = User.__table__
-_SEEN = (_users.c.id, _users.c.first_name, _users.c.last_name, _users.c.username, _users.c.language_code,
-         _users.c.locale, _users.c.can_dm, _users.c.erased)
-_READ_SEEN = core_select(*_SEEN).where(_users.c.id == bindparam("user_id"))
-
-
-@cache
-def _insert_seen(dialect: str):
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    return insert(_users).on_conflict_do_nothing(index_elements=["id"]).returning(*_SEEN)
-
-
-def _fresh(profile: Profile) -> dict:
+def fresh_fields(profile: Profile) -> dict:
     return {
         "first_name": profile.first_name[:128],
         "last_name": profile.last_name[:128] if profile.last_name else None,
         "username": profile.username,
         "language_code": profile.language_code,
     }
-
-
-async def remember(session: AsyncSession, profile: Profile, *, now: datetime, opens_dm: bool,
-                   likely_new: bool) -> SeenUser:
-    """`upsert_user` for every handled update, plus `can_dm` set once the user writes in private.
-    Does not commit.
-
-    Same rows as `upsert_user` (one UPDATE for what changed), but Core statements built once, run
-    in one greenlet: the ORM's identity map, attribute events and flush, and a greenlet per
-    statement, cost more CPU than the statements themselves on a /start (bench/foundation.py, (b)).
-    Handlers read the user from the actor, not from the session. `likely_new` tries the INSERT
-    before the SELECT: a new user then costs one statement, not two; an existing one three.
-    """
-    return await session.run_sync(_remember, profile, now, opens_dm, likely_new)
-
-
-def _remember(session, profile: Profile, now: datetime, opens_dm: bool, likely_new: bool) -> SeenUser:
-    conn = session.connection()
-    fresh = _fresh(profile)
-    row = None if likely_new else conn.execute(_READ_SEEN, {"user_id": profile.id}).first()
-    if row is None:
-        new = {"id": profile.id, **fresh, "locale": None, "can_dm": opens_dm, "marketing_opt_out": False,
-               "erased": False, "created_at": now, "updated_at": now}
-        row = conn.execute(_insert_seen(conn.dialect.name), new).first()
-        if row is None:
-            # The user was there already, or another update created them first.
-            row = conn.execute(_READ_SEEN, {"user_id": profile.id}).one()
-    changes = {k: v for k, v in fresh.items() if getattr(row, k) != v}
-    if changes or row.erased:
-        changes.update(erased=False, updated_at=now)
-    if opens_dm and not row.can_dm:
-        changes["can_dm"] = True
-    if changes:
-        conn.execute(update(_users).where(_users.c.id == profile.id).values(**changes))
-    seen = {c.name: getattr(row, c.name) for c in _SEEN if c.name != "erased"}
-    seen.update((k, v) for k, v in changes.items() if k in seen)
-    return SeenUser(**seen)
 
 
 async def upsert_user(session: AsyncSession, profile: Profile, *, now: datetime) -> User:
@@ -109,7 +42,7 @@ async def upsert_user(session: AsyncSession, profile: Profile, *, now: datetime)
     followed by an insert. An erased user who comes back starts as a new person: their profile is
     stored again only because they are talking to the bot now.
     """
-    fresh = _fresh(profile)
+    fresh = fresh_fields(profile)
     user = await session.get(User, profile.id)
     if user is None:
         # The new row comes back through RETURNING: one statement instead of an INSERT and a
