@@ -136,6 +136,20 @@ async def test_timezone_refuses_bad_input_and_asks_again(e2e: E2E, group: Group)
     assert await e2e.fsm_state(alice) is None
 
 
+async def test_start_leaves_an_open_form(e2e: E2E, group: Group) -> None:
+    alice, cid = group.leader, group.community_id
+    await open_settings(e2e, alice)
+    await e2e.press(alice, en("🕒 Timezone: {tz}", tz="UTC"))
+    assert await e2e.fsm_state(alice) == "SettingsForm:timezone"
+
+    await e2e.say(alice, "/start")
+    assert e2e.last(alice).startswith("Hi Alice! I run the shop")
+    assert await e2e.fsm_state(alice) is None
+    await e2e.say(alice, "Asia/Tokyo")  # no longer an answer to the form
+    assert (await e2e.community_by_id(cid)).timezone == "UTC"
+    assert await e2e.audit(cid, "settings.timezone") == []
+
+
 async def test_currency_form(e2e: E2E, group: Group) -> None:
     alice, cid = group.leader, group.community_id
     await open_settings(e2e, alice)
