@@ -5,7 +5,9 @@ activity tracker counts them, and every router then turns each one down after a 
 checks, which cost several times the tracking itself (bench/foundation.py, (a)). When nothing
 registered can accept such a message, chatter goes from the polling loop straight to what the
 update middlewares do for it (de-duplication, activity tracking, failures logged with an error id),
-in batches, without a task, the FSM lookup or routing per message.
+in batches, without a task, the FSM lookup or routing per message. When polling, it is recognised
+in getUpdates' JSON (`is_raw_chatter`, which accepts only what `is_chatter` accepts once parsed)
+and never parsed into aiogram's objects at all, which was half of what was left of its cost.
 
 "Nothing can accept it" is decided from the routers themselves, at build time and again when
 polling starts (routers included later count): every message handler needs one filter, its own or
@@ -20,21 +22,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from datetime import datetime, timezone
+from functools import partial
+from typing import Any, Callable
 
 from aiogram import Bot
 from aiogram import Dispatcher as AiogramDispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.dispatcher.event.handler import FilterObject
 from aiogram.dispatcher.middlewares.error import ErrorsMiddleware as AiogramErrorsMiddleware
 from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
+from aiogram.exceptions import ClientDecodeError
 from aiogram.filters import Command
 from aiogram.fsm.middleware import FSMContextMiddleware
+from aiogram.methods import GetUpdates, Response
 from aiogram.types import Message, TelegramObject, Update
+from pydantic import ValidationError
 
 from bot.middlewares.activity import GROUP_TYPES, ActivityMiddleware
 from bot.middlewares.dedup import DedupMiddleware
 from bot.middlewares.errors import ErrorsMiddleware
+from bot.services.users import Profile
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +75,92 @@ def is_chatter(update: Update, bot_id: int) -> bool:
     if reply is not None and reply.from_user is not None and reply.from_user.id == bot_id:
         return False
     return len(update.model_fields_set) == 2  # update_id and message, nothing Telegram added
+
+
+# The same fields under the names Telegram's JSON gives them.
+CHATTER_KEYS = frozenset(Message.model_fields[f].alias or f for f in CHATTER_FIELDS)
+
+
+def is_raw_chatter(raw: Any, bot_id: int) -> bool:
+    """`is_chatter` on an update as Telegram's JSON has it, before aiogram builds its objects.
+
+    Says yes only for what `is_chatter` accepts once parsed (tests/test_chatter.py compares them),
+    and only when every value it relies on has the type Telegram documents: anything else is
+    parsed and routed as usual, where a malformed update fails as it always did.
+    """
+    if not isinstance(raw, dict) or raw.keys() != {"update_id", "message"} or not isinstance(raw["update_id"], int):
+        return False
+    message = raw["message"]
+    if not isinstance(message, dict) or not message.keys() <= CHATTER_KEYS:
+        return False
+    chat, user, text = message.get("chat"), message.get("from"), message.get("text")
+    if not (isinstance(chat, dict) and chat.get("type") in GROUP_TYPES and type(chat.get("id")) is int
+            and isinstance(chat.get("title", ""), str) and type(message.get("date")) is int):
+        return False
+    if not (isinstance(user, dict) and user.get("is_bot") is False and type(user.get("id")) is int
+            and isinstance(user.get("first_name"), str)
+            and all(isinstance(user.get(k, ""), str) for k in ("last_name", "username", "language_code"))):
+        return False
+    if not isinstance(text, str) or text.lstrip().startswith("/"):
+        return False
+    entities = message.get("entities", [])
+    if not isinstance(entities, list) or any(not isinstance(e, dict) or e.get("type") == "bot_command" for e in entities):
+        return False
+    reply = message.get("reply_to_message")
+    if reply is not None:
+        replied_to = reply.get("from") if isinstance(reply, dict) else None
+        if not isinstance(replied_to, dict) or replied_to.get("id") == bot_id:
+            return False
+    return True
+
+
+class RawChatter:
+    """An update `is_raw_chatter` accepted: it is counted from its JSON and never becomes aiogram
+    objects, whose building cost more than everything else done for chatter (bench/foundation.py, (a))."""
+
+    __slots__ = ("update_id", "_message")
+
+    def __init__(self, raw: dict) -> None:
+        self.update_id, self._message = raw["update_id"], raw["message"]
+
+    def parsed(self, bot: Bot) -> Update:
+        """For a lane turned off while polling (tests do): the update as aiogram would have it."""
+        return Update.model_validate({"update_id": self.update_id, "message": self._message}, context={"bot": bot})
+
+    def record(self, activity: ActivityMiddleware) -> None:
+        """What `ActivityMiddleware.record` does for the same message once parsed."""
+        chat, user = self._message["chat"], self._message["from"]
+        activity.tracker.record(
+            chat_id=chat["id"],
+            chat_title=chat.get("title") or "",
+            profile=Profile(id=user["id"], first_name=user["first_name"], last_name=user.get("last_name"),
+                            username=user.get("username"), language_code=user.get("language_code")),
+            at=datetime.fromtimestamp(self._message["date"], timezone.utc),
+        )
+
+
+class ChatterSession(AiohttpSession):
+    """The bots' HTTP session. While polling with the chatter lane on, a getUpdates answer's chatter
+    comes back as `RawChatter`; every other update is parsed as aiogram parses it."""
+
+    chatter_of: Callable[[Any], bool] | None = None
+
+    def check_response(self, bot: Bot, method, status_code: int, content: str):
+        if self.chatter_of is None or not isinstance(method, GetUpdates) or status_code != 200:
+            return super().check_response(bot=bot, method=method, status_code=status_code, content=content)
+        try:
+            data = self.json_loads(content)
+        except Exception:  # noqa: BLE001 - aiogram's own check reports it
+            data = None
+        result = data.get("result") if isinstance(data, dict) and data.get("ok") is True else None
+        if not isinstance(result, list):
+            return super().check_response(bot=bot, method=method, status_code=status_code, content=content)
+        try:
+            updates = [RawChatter(raw) if self.chatter_of(raw) else Update.model_validate(raw, context={"bot": bot})
+                       for raw in result]
+        except ValidationError as exc:
+            raise ClientDecodeError("Failed to deserialize object", exc, data) from exc
+        return Response[list[Update]].model_construct(ok=True, result=updates)
 
 
 class ChatterLane:
@@ -106,7 +201,10 @@ class ChatterLane:
             return
         for update in fresh:
             try:
-                self.activity.record(update.message)
+                if isinstance(update, RawChatter):
+                    update.record(self.activity)
+                else:
+                    self.activity.record(update.message)
             except Exception:
                 self.errors.log_failure(update.update_id)
 
@@ -151,12 +249,19 @@ class Dispatcher(AiogramDispatcher):
 
     async def _listen_updates(self, bot: Bot, **kwargs: Any):  # type: ignore[override]
         # aiogram's polling loop makes a task per update it is given; chatter is not given to it.
-        async for update in super()._listen_updates(bot, **kwargs):
-            lane = self.chatter
-            if lane is not None and is_chatter(update, bot.id):
-                await lane.add(update)
-            else:
-                yield update
+        session = bot.session if isinstance(bot.session, ChatterSession) else None
+        if session is not None:
+            session.chatter_of = partial(is_raw_chatter, bot_id=bot.id) if self.chatter is not None else None
+        try:
+            async for update in super()._listen_updates(bot, **kwargs):
+                lane = self.chatter
+                if lane is not None and (isinstance(update, RawChatter) or is_chatter(update, bot.id)):
+                    await lane.add(update)
+                else:
+                    yield update.parsed(bot) if isinstance(update, RawChatter) else update
+        finally:
+            if session is not None:
+                session.chatter_of = None
 
 
 def why_routed(dp: AiogramDispatcher, *, known_middlewares) -> str | None:

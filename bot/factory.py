@@ -6,7 +6,6 @@ import logging
 
 from aiogram import Bot, Router
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
@@ -14,7 +13,7 @@ from aiogram.fsm.storage.base import BaseStorage
 from aiogram.methods import Response
 from aiogram.utils.i18n import I18n
 
-from bot.chatter import Dispatcher
+from bot.chatter import ChatterSession, Dispatcher
 from bot.config import Settings
 from bot.db import SessionFactory
 from bot.dedup import UpdateLedger
@@ -66,7 +65,7 @@ class KeepResponseModels(BaseRequestMiddleware):
 def create_bot(settings: Settings, token: str, *, wait_out_flood: bool = True) -> Bot:
     """A Bot on the configured API server. Handlers' bot waits out 429s; the sender's does not,
     because the sender paces itself from a shared budget and must see every 429 to pause it."""
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.TELEGRAM_API_URL))
+    session = ChatterSession(api=TelegramAPIServer.from_base(settings.TELEGRAM_API_URL))
     session.middleware(KeepResponseModels())
     if wait_out_flood:
         session.middleware(WaitOutFloodControl())

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiogram import Dispatcher as AiogramDispatcher
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
@@ -162,3 +163,17 @@ async def redis_url() -> AsyncIterator[str | None]:
     await redis.flushdb()
     await redis.aclose()
     yield REDIS_URL
+
+
+@pytest.fixture
+def routed_updates(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Ids of the updates that went through aiogram's own feed_update (routing)."""
+    seen: list[int] = []
+    original = AiogramDispatcher.feed_update
+
+    async def counting(self, bot, update, **kwargs):
+        seen.append(update.update_id)
+        return await original(self, bot, update, **kwargs)
+
+    monkeypatch.setattr(AiogramDispatcher, "feed_update", counting)
+    return seen

@@ -3,16 +3,28 @@ and that the database ends up exactly as when every message is routed."""
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
+from functools import partial
 
 import pytest
 from aiogram import Bot, F, Router
 from aiogram import Dispatcher as AiogramDispatcher
+from aiogram.exceptions import ClientDecodeError, TelegramConflictError
 from aiogram.filters import Command, StateFilter
+from aiogram.methods import GetMe, GetUpdates
 from aiogram.types import Update
 from sqlalchemy import text
 
-from bot.chatter import is_chatter, why_routed
+from bot.chatter import (
+    ChatterSession,
+    RawChatter,
+    _probes,
+    is_chatter,
+    is_raw_chatter,
+    why_routed,
+)
 from bot.config import load_settings
 from bot.db import create_engine, session_factory
 from bot.dedup import MemoryLedger, RedisLedger
@@ -75,18 +87,12 @@ async def _snapshot(engine) -> dict[str, list]:
         return {name: [tuple(r) for r in (await conn.execute(text(q))).all()] for name, q in queries.items()}
 
 
-async def _run(db_url: str, *, lane: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, int]:
+async def _run(db_url: str, *, lane: bool, routed: list[int], raw: bool = False) -> tuple[dict, int]:
     """Feed `traffic()` through the real dispatcher, flush, and read the tables back; also how many
-    updates aiogram's own feed_update (the routed path) saw."""
+    updates aiogram's own feed_update (the routed path, recorded in `routed`) saw. `raw`: chatter
+    reaches the lane as the polling session hands it over, unparsed."""
     engine = create_engine(db_url)
-    routed: list[int] = []
-    original = AiogramDispatcher.feed_update
-
-    async def counting(self, bot, update, **kwargs):
-        routed.append(update.update_id)
-        return await original(self, bot, update, **kwargs)
-
-    monkeypatch.setattr(AiogramDispatcher, "feed_update", counting)
+    routed.clear()
     try:
         async with engine.begin() as conn:
             for table in ("members", "users", "communities"):
@@ -99,8 +105,11 @@ async def _run(db_url: str, *, lane: bool, monkeypatch: pytest.MonkeyPatch) -> t
         if not lane:
             dp.chatter = None
         bot = Bot(TOKEN)
-        for raw in traffic():
-            await dp.feed_update(bot, Update.model_validate(raw, context={"bot": bot}))
+        for data in traffic():
+            if raw and is_raw_chatter(data, BOT_ID):
+                await dp.chatter.handle([RawChatter(data)])
+            else:
+                await dp.feed_update(bot, Update.model_validate(data, context={"bot": bot}))
         async with sessions() as session:
             await tracker.flush(session)
         await bot.session.close()
@@ -109,9 +118,9 @@ async def _run(db_url: str, *, lane: bool, monkeypatch: pytest.MonkeyPatch) -> t
         await engine.dispose()
 
 
-async def test_chatter_lane_leaves_the_database_as_routing_does(db_url, monkeypatch):
-    routed_state, routed_count = await _run(db_url, lane=False, monkeypatch=monkeypatch)
-    lane_state, lane_count = await _run(db_url, lane=True, monkeypatch=monkeypatch)
+async def test_chatter_lane_leaves_the_database_as_routing_does(db_url, routed_updates):
+    routed_state, routed_count = await _run(db_url, lane=False, routed=routed_updates)
+    lane_state, lane_count = await _run(db_url, lane=True, routed=routed_updates)
 
     assert lane_state == routed_state
     assert routed_count == len(traffic())
@@ -120,10 +129,16 @@ async def test_chatter_lane_leaves_the_database_as_routing_does(db_url, monkeypa
     members = {(chat, uid): count for chat, uid, _status, _leader, count, *_ in lane_state["members"]}
     assert members == {(GROUP, 11): 3, (GROUP, 12): 3, (GROUP, 13): 2, (OTHER_GROUP, 11): 1}
 
+    raw_state, raw_count = await _run(db_url, lane=True, routed=routed_updates, raw=True)
+    assert raw_state == routed_state
+    assert raw_count == 4
+
 
 def test_chatter_is_plain_text_from_a_person_in_a_group():
     def chatter(raw: dict) -> bool:
-        return is_chatter(Update.model_validate(raw), BOT_ID)
+        parsed = is_chatter(Update.model_validate(raw), BOT_ID)
+        assert is_raw_chatter(raw, BOT_ID) == parsed, f"the JSON and the parsed update disagree on {raw}"
+        return parsed
 
     assert chatter(message(1, GROUP, ANN, "hello"))
     assert chatter(message(1, GROUP, ANN, "hello", chat_type="group"))
@@ -140,6 +155,59 @@ def test_chatter_is_plain_text_from_a_person_in_a_group():
     assert chatter(message(2, GROUP, ANN, "hi", reply_to_message={**reply, "from": BEN}))
     edited = message(1, GROUP, ANN, "hello")
     assert not chatter({"update_id": 1, "edited_message": edited["message"]})
+
+
+def test_the_json_check_accepts_nothing_the_parsed_check_refuses():
+    for raw in traffic():
+        assert is_raw_chatter(raw, BOT_ID) == is_chatter(Update.model_validate(raw), BOT_ID), raw
+    probes = [{"update_id": 1, "message": p.model_dump(mode="json", by_alias=True, exclude_unset=True)}
+              for p in _probes()]
+    assert all(is_raw_chatter(p, BOT_ID) and is_chatter(Update.model_validate(p), BOT_ID) for p in probes)
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: m.update(text=5),
+    lambda m: m.update(date="today"),
+    lambda m: m["chat"].update(id="-100"),
+    lambda m: m["chat"].update(title=None),
+    lambda m: m["from"].update(is_bot=None),
+    lambda m: m["from"].pop("first_name"),
+    lambda m: m["from"].update(username=7),
+    lambda m: m.update(entities={"type": "url"}),
+    lambda m: m.update(entities=["url"]),
+    lambda m: m.update(reply_to_message="hi"),
+    lambda m: m.update(reply_to_message={"message_id": 1, "date": 1, "chat": {"id": 1, "type": "group"}}),
+])
+def test_json_of_unexpected_shape_is_left_to_the_parser(change):
+    raw = copy.deepcopy(message(1, GROUP, ANN, "hello"))
+    assert is_raw_chatter(raw, BOT_ID)
+    change(raw["message"])
+    assert not is_raw_chatter(raw, BOT_ID)
+
+
+async def test_the_polling_session_hands_over_chatter_unparsed_and_parses_the_rest():
+    session = ChatterSession()
+    bot = Bot(TOKEN, session=session)
+    answer = json.dumps({"ok": True, "result": traffic()})
+    try:
+        everything = session.check_response(bot, GetUpdates(), 200, answer).result
+        assert all(isinstance(u, Update) for u in everything)
+
+        session.chatter_of = partial(is_raw_chatter, bot_id=BOT_ID)
+        split = session.check_response(bot, GetUpdates(), 200, answer).result
+        assert [u.update_id for u in split] == [u.update_id for u in everything]
+        assert {u.update_id for u in split if not isinstance(u, RawChatter)} == {6, 7, 8, 9}
+        assert [u.parsed(bot) for u in split if isinstance(u, RawChatter)] == [
+            u for u in everything if is_chatter(u, BOT_ID)]
+
+        refused = json.dumps({"ok": False, "error_code": 409, "description": "Conflict: terminated by other getUpdates"})
+        with pytest.raises(TelegramConflictError):
+            session.check_response(bot, GetUpdates(), 409, refused)
+        with pytest.raises(ClientDecodeError):
+            session.check_response(bot, GetUpdates(), 200, json.dumps({"ok": True, "result": [{"update_id": "x"}]}))
+        assert session.check_response(bot, GetMe(), 200, json.dumps({"ok": True, "result": THE_BOT})).result.id == BOT_ID
+    finally:
+        await session.close()
 
 
 def _dispatcher_with(*filters) -> tuple[AiogramDispatcher, list]:

@@ -4,26 +4,11 @@ routers, routed again as soon as a handler could take it (bot/chatter.py)."""
 from __future__ import annotations
 
 import pytest
-from aiogram import Dispatcher as AiogramDispatcher
 from aiogram import F, Router
 from aiogram.types import Message
 
 import handlers
 from e2e_harness import E2E, en, utc
-
-
-@pytest.fixture
-def routed_updates(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Ids of the updates that went through aiogram's own feed_update (routing)."""
-    seen: list[int] = []
-    original = AiogramDispatcher.feed_update
-
-    async def counting(self, bot, update, **kwargs):
-        seen.append(update.update_id)
-        return await original(self, bot, update, **kwargs)
-
-    monkeypatch.setattr(AiogramDispatcher, "feed_update", counting)
-    return seen
 
 
 @pytest.fixture
