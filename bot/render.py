@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import InlineKeyboardMarkup, InaccessibleMessage, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, InaccessibleMessage, Message
 
 
 async def edit_or_send(message: Message | InaccessibleMessage | None, text: str,
@@ -25,3 +25,12 @@ async def edit_or_send(message: Message | InaccessibleMessage | None, text: str,
             await message.answer(text, reply_markup=markup)
             return
         raise
+
+
+async def reply_in_place(target: Message | CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    """A form's next screen: in place of the message whose button was pressed, or as an answer
+    to the text the user sent."""
+    if isinstance(target, CallbackQuery):
+        await edit_or_send(target.message, text, markup)
+    else:
+        await target.answer(text, reply_markup=markup)

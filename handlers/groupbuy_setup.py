@@ -38,7 +38,7 @@ from bot.keyboards import (
     Section,
 )
 from bot.middlewares.actor import Actor
-from bot.render import edit_or_send
+from bot.render import edit_or_send, reply_in_place
 from bot.services import groupbuys, posts, products
 from bot.services.errors import DomainError
 from bot.services.groupbuys import Terms
@@ -224,10 +224,7 @@ async def _ask(target: Message | CallbackQuery, session: AsyncSession, state: FS
     data["local_now"] = local_time(_now(), community)
     await state.update_data(local_now=data["local_now"])
     text, markup = await prompt(session, step, data, community, locale, reason)
-    if isinstance(target, CallbackQuery):
-        await edit_or_send(target.message, text, markup)
-    else:
-        await target.answer(text, reply_markup=markup)
+    await reply_in_place(target, text, markup)
 
 
 def terms_from(data: dict) -> Terms:
@@ -304,10 +301,7 @@ async def _leave(target: Message | CallbackQuery, session: AsyncSession, actor: 
     else:
         text, markup = await list_view(session, community)
     text = notice + "\n\n" + text
-    if isinstance(target, CallbackQuery):
-        await edit_or_send(target.message, text, markup)
-    else:
-        await target.answer(text, reply_markup=markup)
+    await reply_in_place(target, text, markup)
 
 
 @router.callback_query(GroupBuyFormNav.filter())

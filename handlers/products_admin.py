@@ -38,7 +38,7 @@ from bot.keyboards import (
     Section,
 )
 from bot.middlewares.actor import Actor
-from bot.render import edit_or_send
+from bot.render import edit_or_send, reply_in_place
 from bot.services import posts, products
 from bot.services.errors import DomainError
 from bot.services.money import format_money, parse_money
@@ -265,10 +265,7 @@ async def _show_step(target: Message | CallbackQuery, state: FSMContext, step: S
     """Move the form to `step` and ask for it: in place under a pressed button, else as a reply."""
     await state.set_state(step)
     text, markup = prompt(step.state, await state.get_data(), reason)
-    if isinstance(target, CallbackQuery):
-        await edit_or_send(target.message, text, markup)
-    else:
-        await target.answer(text, reply_markup=markup)
+    await reply_in_place(target, text, markup)
 
 
 async def _show_preview(target: Message | CallbackQuery, session: AsyncSession, state: FSMContext,
@@ -516,10 +513,7 @@ async def _leave_form(target: Message | CallbackQuery, session: AsyncSession, ac
     else:
         text, markup = await list_view(session, community, actor.locale)
     text = notice + "\n\n" + text
-    if isinstance(target, CallbackQuery):
-        await edit_or_send(target.message, text, markup)
-    else:
-        await target.answer(text, reply_markup=markup)
+    await reply_in_place(target, text, markup)
 
 
 @router.callback_query(ProductFormNav.filter())

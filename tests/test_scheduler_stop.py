@@ -14,39 +14,46 @@ from bot.jobs import JOBS, Job
 from bot.scheduler import Scheduler
 
 
-async def test_stop_waits_for_a_job_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
-    started, finished = asyncio.Event(), []
+class SlowJob:
+    """A registered job that takes 0.2 s; `started` is set when a run begins, `finished` lists runs done."""
 
-    async def slow(app, now: datetime) -> str:
-        started.set()
-        await asyncio.sleep(0.2)
-        finished.append(now)
-        return "done"
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.started, self.finished = asyncio.Event(), []
+        self._monkeypatch = monkeypatch
 
-    monkeypatch.setitem(JOBS, "slow_test_job", Job("slow_test_job", "", slow, {"trigger": "interval", "hours": 1}))
+    def register(self, **trigger: object) -> Job:
+        async def slow(app, now: datetime) -> str:
+            self.started.set()
+            await asyncio.sleep(0.2)
+            self.finished.append(now)
+            return "done"
+
+        job = Job("slow_test_job", "", slow, {"trigger": "interval", **trigger})
+        self._monkeypatch.setitem(JOBS, job.name, job)
+        return job
+
+
+@pytest.fixture
+def slow_job(monkeypatch: pytest.MonkeyPatch) -> SlowJob:
+    return SlowJob(monkeypatch)
+
+
+async def test_stop_waits_for_a_job_in_flight(slow_job: SlowJob) -> None:
+    job = slow_job.register(hours=1)
     scheduler = Scheduler(SimpleNamespace(redis=None))
     scheduler.start()
-    running = asyncio.create_task(scheduler._run(JOBS["slow_test_job"]))
-    await started.wait()
+    running = asyncio.create_task(scheduler._run(job))
+    await slow_job.started.wait()
     await scheduler.stop()
-    assert len(finished) == 1 and running.done()
+    assert len(slow_job.finished) == 1 and running.done()
 
 
-async def test_stop_lets_a_run_started_by_apscheduler_finish(monkeypatch: pytest.MonkeyPatch,
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+async def test_stop_lets_a_run_started_by_apscheduler_finish(slow_job: SlowJob, caplog: pytest.LogCaptureFixture) -> None:
     """APScheduler's own shutdown cancels the runs it started; stopping must not cut one off."""
-    started, finished = asyncio.Event(), []
-
-    async def slow(app, now: datetime) -> str:
-        started.set()
-        await asyncio.sleep(0.2)
-        finished.append(now)
-        return "done"
-
-    monkeypatch.setitem(JOBS, "slow_test_job", Job("slow_test_job", "", slow, {"trigger": "interval", "seconds": 0.05}))
+    slow_job.register(seconds=0.05)
     scheduler = Scheduler(SimpleNamespace(redis=None))
     scheduler.start()
-    await asyncio.wait_for(started.wait(), timeout=5)
+    await asyncio.wait_for(slow_job.started.wait(), timeout=5)
     await scheduler.stop()
-    assert len(finished) == 1
+    assert len(slow_job.finished) == 1
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

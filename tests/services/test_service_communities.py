@@ -9,7 +9,7 @@ from sqlmodel import select
 from bot.services import communities, members, settings, users
 from bot.services.communities import Change
 from bot.services.users import Profile
-from models import REQUIRED_RIGHTS, AuditLog, Community, Member, MemberStatus, PickupPoint
+from models import REQUIRED_RIGHTS, Community, Member, MemberStatus, PickupPoint
 
 ALL_RIGHTS = {"can_invite_users": True, "can_delete_messages": True, "can_pin_messages": True, "can_manage_chat": True}
 

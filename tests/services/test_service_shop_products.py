@@ -14,7 +14,7 @@ from bot.services import job_marks, posts, products
 from bot.services.errors import DomainError
 from bot.services.products import ProductDraft
 from bot.services.shop_settings import ShopSettings, shop_settings, update_shop_settings
-from models import AuditLog, Community, JobMark, PostStatus, Product, ProductPost, ProductStatus
+from models import Community, JobMark, PostStatus, Product, ProductPost, ProductStatus
 from shop_builders import LEADER, make_product, make_shop
 
 
