@@ -189,7 +189,7 @@ class Databases:
         from sqlalchemy.engine import make_url
 
         db = make_url(self.database_url).get_backend_name() if self.database_url else "sqlite (temp file)"
-        return f"{db}; redis {'at ' + self.redis_url if self.redis_url else 'off (in-process ledger, MemoryStorage)'}"
+        return f"{db}; redis {'at ' + self.redis_url if self.redis_url else 'off (in-process ledger and FSM storage)'}"
 
     def fresh(self, name: str) -> str:
         self._clear_redis()
