@@ -277,7 +277,7 @@ async def campaign_view(session: AsyncSession, community: Community, campaign: G
                 count=stats.teams_open + stats.teams_succeeded + stats.teams_failed), cid, GroupBuyOp.TEAMS, gid)])
         else:
             rows.append([op_button(_("👥 Participants ({count})").format(count=stats.participants), cid, GroupBuyOp.PEOPLE, gid)])
-    if campaign.status in (GroupBuyStatus.DRAFT, GroupBuyStatus.LIVE):
+    if campaign.status in groupbuys.EDITABLE:
         rows.append([op_button(_("✏️ Edit terms"), cid, GroupBuyOp.EDIT, gid)])
     if _endable(campaign):
         rows.append([op_button(_("⏹ End now"), cid, GroupBuyOp.END, gid)])
@@ -474,7 +474,7 @@ async def on_edit_menu(query: CallbackQuery, callback_data: GroupBuyAdmin, sessi
         return
     community, campaign = found
     await state.clear()
-    if campaign.status not in (GroupBuyStatus.DRAFT, GroupBuyStatus.LIVE):
+    if campaign.status not in groupbuys.EDITABLE:
         await query.answer(error_text(DomainError("groupbuy_closed")), show_alert=True)
         await show_campaign(query, session, community, campaign, actor)
         return

@@ -267,9 +267,7 @@ async def on_edit_term(query: CallbackQuery, callback_data: GroupBuyEditTerm, se
     if community is None:
         return
     try:
-        campaign = await groupbuys.get(session, community_id=community.id, group_buy_id=callback_data.group_buy_id)
-        if campaign.status not in (GroupBuyStatus.DRAFT, GroupBuyStatus.LIVE):
-            raise DomainError("groupbuy_closed")
+        campaign = await groupbuys.get_editable(session, community_id=community.id, group_buy_id=callback_data.group_buy_id)
     except DomainError as err:
         await query.answer(error_text(err), show_alert=True)
         return

@@ -476,9 +476,7 @@ async def on_field(query: CallbackQuery, callback_data: ProductField, session: A
     if community is None:
         return
     try:
-        product = await products.get(session, community_id=community.id, product_id=callback_data.product_id)
-        if product.status == ProductStatus.ARCHIVED:
-            raise DomainError("product_archived", number=product.number)
+        product = await products.get_editable(session, community_id=community.id, product_id=callback_data.product_id)
     except DomainError as err:
         await query.answer(error_text(err), show_alert=True)
         return

@@ -183,6 +183,18 @@ async def get(session: AsyncSession, *, community_id: int, group_buy_id: int) ->
     return campaign
 
 
+# Statuses in which a campaign's terms can still change: once it has ended, they are settled.
+EDITABLE = (GroupBuyStatus.DRAFT, GroupBuyStatus.LIVE)
+
+
+async def get_editable(session: AsyncSession, *, community_id: int, group_buy_id: int) -> GroupBuy:
+    """`get`, refused with `groupbuy_closed` once the campaign has ended."""
+    campaign = await get(session, community_id=community_id, group_buy_id=group_buy_id)
+    if campaign.status not in EDITABLE:
+        raise DomainError("groupbuy_closed")
+    return campaign
+
+
 async def publish(session: AsyncSession, *, community_id: int, group_buy_id: int, actor_id: int, now: datetime) -> GroupBuy:
     """Draft → live (the caller posts the card). Re-checks the terms against the product now. Commits."""
     campaign = await get(session, community_id=community_id, group_buy_id=group_buy_id)
@@ -233,9 +245,7 @@ async def edit(session: AsyncSession, *, community_id: int, group_buy_id: int, a
                now: datetime) -> GroupBuy:
     """Change a campaign's terms. A draft takes any valid terms; a live campaign only changes that
     are no worse for members already in (`groupbuy_edit_worse` names the term). Commits."""
-    campaign = await get(session, community_id=community_id, group_buy_id=group_buy_id)
-    if campaign.status not in (GroupBuyStatus.DRAFT, GroupBuyStatus.LIVE):
-        raise DomainError("groupbuy_closed")
+    campaign = await get_editable(session, community_id=community_id, group_buy_id=group_buy_id)
     product = await session.get(Product, campaign.product_id)
     old = terms_of(campaign)
     terms = check_terms(replace(terms, kind=old.kind, product_id=old.product_id,

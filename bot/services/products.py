@@ -152,6 +152,14 @@ async def get(session: AsyncSession, *, community_id: int, product_id: int) -> P
     return product
 
 
+async def get_editable(session: AsyncSession, *, community_id: int, product_id: int) -> Product:
+    """`get`, refused with `product_archived` for an archived product: it can no longer change."""
+    product = await get(session, community_id=community_id, product_id=product_id)
+    if product.status == ProductStatus.ARCHIVED:
+        raise DomainError("product_archived", number=product.number)
+    return product
+
+
 async def by_number(session: AsyncSession, *, community_id: int, number: int) -> Product:
     result = await session.exec(select(Product).where(Product.community_id == community_id, Product.number == number))
     product = result.first()
@@ -183,9 +191,7 @@ EDITABLE = ("title", "description", "price", "stock", "per_member_limit", "photo
 async def edit(session: AsyncSession, *, community_id: int, product_id: int, actor_id: int, now: datetime,
                **changes: object) -> Product:
     """Change fields of a product, audit them, mark its group cards for refresh, and commit."""
-    product = await get(session, community_id=community_id, product_id=product_id)
-    if product.status == ProductStatus.ARCHIVED:
-        raise DomainError("product_archived", number=product.number)
+    product = await get_editable(session, community_id=community_id, product_id=product_id)
     cleaners = {"title": clean_title, "description": clean_description, "price": check_price, "stock": check_stock,
                 "per_member_limit": check_limit}
     unknown = set(changes) - set(EDITABLE)
