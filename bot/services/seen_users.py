@@ -22,7 +22,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bot.services.upsert import insert_in
-from bot.services.users import Profile, fresh_fields
+from bot.services.users import Profile, new_user_row
 from models import User
 
 log = logging.getLogger(__name__)
@@ -81,10 +81,6 @@ class _Ask:
         if now >= self.now:
             self.profile, self.now = profile, now
         self.opens_dm = self.opens_dm or opens_dm
-
-    def row(self) -> dict:
-        return {"id": self.profile.id, **fresh_fields(self.profile), "locale": None, "can_dm": self.opens_dm,
-                "marketing_opt_out": False, "erased": False, "created_at": self.now, "updated_at": self.now}
 
 
 class SeenUsers:
@@ -155,7 +151,7 @@ def _upsert_sync(session, batch: list[_Ask]) -> dict[int, SeenUser]:
     upsert = _upsert(conn.dialect.name)
     # In id order, as the activity flusher writes users: two batches never wait on each other's
     # rows in opposite orders (a deadlock on PostgreSQL).
-    rows = [ask.row() for ask in sorted(batch, key=lambda a: a.profile.id)]
+    rows = [new_user_row(ask.profile, now=ask.now, can_dm=ask.opens_dm) for ask in sorted(batch, key=lambda a: a.profile.id)]
     got = {}
     for piece in _pieces(rows):
         got.update((row.id, row) for row in conn.execute(upsert, piece))

@@ -25,13 +25,20 @@ class Profile:
     language_code: str | None = None
 
 
-def fresh_fields(profile: Profile) -> dict:
+def _fresh(profile: Profile) -> dict:
     return {
         "first_name": profile.first_name[:128],
         "last_name": profile.last_name[:128] if profile.last_name else None,
         "username": profile.username,
         "language_code": profile.language_code,
     }
+
+
+def new_user_row(profile: Profile, *, now: datetime, can_dm: bool) -> dict:
+    """The users row of someone the bot has not stored (or has erased): the profile as Telegram
+    sends it, no consent or choice assumed."""
+    return {"id": profile.id, **_fresh(profile), "locale": None, "can_dm": can_dm, "marketing_opt_out": False,
+            "erased": False, "created_at": now, "updated_at": now}
 
 
 async def upsert_user(session: AsyncSession, profile: Profile, *, now: datetime) -> User:
@@ -42,16 +49,14 @@ async def upsert_user(session: AsyncSession, profile: Profile, *, now: datetime)
     followed by an insert. An erased user who comes back starts as a new person: their profile is
     stored again only because they are talking to the bot now.
     """
-    fresh = fresh_fields(profile)
+    fresh = _fresh(profile)
     user = await session.get(User, profile.id)
     if user is None:
         # The new row comes back through RETURNING: one statement instead of an INSERT and a
         # second SELECT (on SQLite every statement is several thread hand-offs). No row back means
         # another update created the user first; then it is read as usual.
         stmt = insert_for(session, User).on_conflict_do_nothing(index_elements=["id"]).returning(User)
-        row = {"id": profile.id, **fresh, "locale": None, "can_dm": False, "marketing_opt_out": False,
-               "erased": False, "created_at": now, "updated_at": now}
-        user = (await session.scalars(stmt, [row])).one_or_none()
+        user = (await session.scalars(stmt, [new_user_row(profile, now=now, can_dm=False)])).one_or_none()
         if user is None:
             user = await session.get(User, profile.id)
     changed = {k: v for k, v in fresh.items() if getattr(user, k) != v}
