@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-stamp
 CI_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 CI_REDIS_URL    ?= redis://127.0.0.1:6379/15
 
-.PHONY: install demo test test-sqlite test-services run migrate bench locales clean
+.PHONY: install demo lint test test-sqlite test-services run migrate bench locales clean
 
 install: $(STAMP)
 
@@ -23,13 +23,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m bot demo
 
-test: test-sqlite
+test: lint test-sqlite
 ifneq ($(strip $(CI)$(TEST_DATABASE_URL)),)
 test: test-services
 endif
 
 # Tests run on every core (pytest-xdist); each worker has its own database and Redis db.
 PYTEST := $(BIN)/python -m pytest -q -n auto
+
+lint: $(STAMP)
+	$(BIN)/ruff check --quiet .
 
 # SQLite and in-process fallbacks: what a laptop without services runs.
 test-sqlite: $(STAMP)

@@ -80,10 +80,10 @@ async def run_app(args: argparse.Namespace) -> dict[str, Any]:
 
     from bot.__main__ import _setup_logging
     from bot.app import App
-    from bot.config import load_settings
-    from bot.db import WriteCounter
-    from bot.middlewares.dedup import DedupMiddleware
-    from bot.middlewares.errors import ErrorsMiddleware
+    from bot.core.config import load_settings
+    from bot.core.db import WriteCounter
+    from bot.telegram.middlewares.dedup import DedupMiddleware
+    from bot.telegram.middlewares.errors import ErrorsMiddleware
 
     _setup_logging("INFO")
     overrides: dict[str, Any] = {

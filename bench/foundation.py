@@ -176,7 +176,7 @@ class Databases:
 
     def __init__(self, workdir: Path, database_url: str | None, redis_url: str | None) -> None:
         self.workdir, self.database_url, self.redis_url = workdir, database_url, redis_url
-        from bot.migrate import upgrade
+        from bot.core.migrate import upgrade
 
         if database_url:
             upgrade(database_url)
@@ -203,7 +203,7 @@ class Databases:
         from sqlmodel import SQLModel
 
         import models  # noqa: F401
-        from bot.db import create_engine
+        from bot.core.db import create_engine
 
         async def truncate() -> None:
             engine = create_engine(self.database_url)

@@ -37,16 +37,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from groupbuy_campaign import build_campaign, utcnow  # noqa: E402
+from orders_race import empty_database, prepare_database  # noqa: E402
 from sqlalchemy import insert, update  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlmodel import col, func, select  # noqa: E402
 
-from bot.db import create_engine, session_factory  # noqa: E402
+from bot.core.db import create_engine, session_factory  # noqa: E402
 from bot.services import groupbuy_close, orders  # noqa: E402
 from models import AuditLog, Order, OrderStatus, PaymentMethod, Product, User  # noqa: E402
 from models.groupbuy import GroupBuyTeam, TeamStatus  # noqa: E402
-from groupbuy_campaign import build_campaign, utcnow  # noqa: E402
-from orders_race import empty_database, prepare_database  # noqa: E402
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/bench_groupbuys"
 LEADER_ID = 7_200_000

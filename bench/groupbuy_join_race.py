@@ -5,7 +5,7 @@
 
 One community with a pickup point, a product with ample stock and a live team campaign (teams of
 `--size`, join limit 1). `--teams` members each open a team through `groupbuy_join.join`; the other
-members race for the seats left. Each racer has a session of its own on the engine `bot.db` builds
+members race for the seats left. Each racer has a session of its own on the engine `bot.core.db` builds
 (PostgreSQL: pool_size 10, max_overflow 20), loads its community as the checkout handler has it,
 and waits; all are released at one moment (an asyncio.Event). A racer asks for a seat in a team
 picked at random, so some teams are oversubscribed; refused with `team_full`, it reads the open
@@ -38,18 +38,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from groupbuy_campaign import build_campaign, utcnow  # noqa: E402
+from orders_race import empty_database, latency_line, prepare_database  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlmodel import col, func, select  # noqa: E402
 
-from bot.db import create_engine, session_factory  # noqa: E402
+from bot.core.db import create_engine, session_factory  # noqa: E402
 from bot.services import groupbuy_join, groupbuys  # noqa: E402
 from bot.services.errors import DomainError  # noqa: E402
 from bot.services.group_seats import SEATED  # noqa: E402
 from bot.services.groupbuy_join import JoinMode, JoinRef  # noqa: E402
 from models import Community, Order, OrderStatus, PaymentMethod, Product  # noqa: E402
 from models.groupbuy import GroupBuyTeam, TeamStatus  # noqa: E402
-from groupbuy_campaign import build_campaign, utcnow  # noqa: E402
-from orders_race import empty_database, latency_line, prepare_database  # noqa: E402
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/bench_groupbuys"
 LEADER_ID = 7_100_000

@@ -3,7 +3,7 @@
     .venv/bin/python bench/orders_race.py [--database-url URL] [--buyers 200] [--units 50] [--rounds 1] [--e2e]
 
 Service mode (default): one community, one product with `--units` in stock, `--buyers` members.
-Each buyer's Confirm is `orders.place(...)` in a session of its own, on the engine `bot.db` builds
+Each buyer's Confirm is `orders.place(...)` in a session of its own, on the engine `bot.core.db` builds
 (PostgreSQL: pool_size 10, max_overflow 20), and all Confirms are released at one moment (an
 asyncio.Event). Latency runs from that moment to `place` returning, so it includes the wait for a
 pooled connection and for the product's row lock: what a member pressing Confirm in a rush waits.
@@ -47,8 +47,8 @@ from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 from sqlmodel import SQLModel, func, select  # noqa: E402
 
 import models  # noqa: E402,F401  (registers every table for the reset)
-from bot.db import create_engine, session_factory  # noqa: E402
-from bot.migrate import upgrade_async  # noqa: E402
+from bot.core.db import create_engine, session_factory  # noqa: E402
+from bot.core.migrate import upgrade_async  # noqa: E402
 from bot.services import communities, orders, products, settings  # noqa: E402
 from bot.services.errors import DomainError  # noqa: E402
 from bot.services.products import ProductDraft  # noqa: E402
@@ -92,7 +92,7 @@ async def prepare_database(url: str) -> str:
         async with engine.connect() as conn:
             if backend == "postgresql":
                 version = (await conn.execute(text("SHOW server_version"))).scalar_one()
-                return f"PostgreSQL {version} (bot.db pool: {engine.pool.size()} connections + overflow)"
+                return f"PostgreSQL {version} (bot.core.db pool: {engine.pool.size()} connections + overflow)"
             version = (await conn.execute(text("SELECT sqlite_version()"))).scalar_one()
             return f"SQLite {version}"
     finally:
@@ -316,7 +316,7 @@ def stop_bot(proc: subprocess.Popen) -> None:
 
 
 async def e2e_round(url: str, *, buyers: int, units: int, label: str) -> bool:
-    from bot.i18n import translate
+    from bot.core.i18n import translate
     from bot.sandbox.state import ChatMemberState
 
     await empty_database(url)

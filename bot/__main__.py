@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from datetime import datetime, timezone
 
-from bot.config import ConfigError, Settings, StartupError, load_settings
+from bot.core.config import ConfigError, Settings, StartupError, load_settings
+from bot.core.logs import setup_logging
 
 EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 1
@@ -21,6 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations")
     demo = sub.add_parser("demo", help="run the bot against the built-in Telegram emulator and print the chat")
     demo.add_argument("--locale", default="en", help="language of the demo's members (en or zh_Hans)")
+    demo.add_argument("--verbose", action="store_true", help="show the logs on standard error too, not only in their file")
     jobs = sub.add_parser("jobs", help="scheduled jobs")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
     jobs_sub.add_parser("list", help="list scheduled jobs")
@@ -30,22 +31,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # aiogram logs every update at INFO; that is noise in production logs.
-    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
-    # Alembic announces each of its autogenerate plugins at INFO on every import: noise before any error.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-
-
 def _fail(message: str, code: int) -> int:
     print(f"error: {message}", file=sys.stderr)
     return code
 
 
 def migrate(settings: Settings) -> None:
-    from bot.db import DatabaseUnavailable, check_connection, create_engine
-    from bot.migrate import upgrade
+    from bot.core.db import DatabaseUnavailable, check_connection, create_engine
+    from bot.core.migrate import upgrade
 
     async def reachable() -> None:
         engine = create_engine(settings.DATABASE_URL)
@@ -68,9 +61,9 @@ async def _serve(settings: Settings) -> None:
     try:
         await app.start()
         if settings.WEBHOOK_URL:
-            from bot.webhook import serve_webhook
+            from bot.telegram.webhook import serve_webhook
 
-            await serve_webhook(app)
+            await serve_webhook(app.dp, app.bot, settings)
         else:
             await app.feed_polling()
     finally:
@@ -89,12 +82,11 @@ def _parse_at(raw: str | None) -> datetime:
 
 async def _run_job(settings: Settings, name: str, at: datetime) -> str:
     from bot.app import App
-    from bot.scheduler import run_job
 
     app = await App.connect(settings)
     try:
         await app.start(scheduler=False, publish_commands=False)
-        return await run_job(app, name, at)
+        return await app.run_job(name, at)
     finally:
         await app.stop()
 
@@ -103,7 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
-        _setup_logging(settings.LOG_LEVEL)
+        if args.command == "demo":
+            from bot.demo import run_demo
+
+            # The demo prints a conversation: its logs go to a file, which it names at the end.
+            return run_demo(locale=args.locale, verbose=args.verbose, log_level=settings.LOG_LEVEL)
+        setup_logging(settings.LOG_LEVEL)
         if args.command == "migrate":
             migrate(settings)
             print("migrations applied")
@@ -111,17 +108,13 @@ def main(argv: list[str] | None = None) -> int:
             settings.bot_token()
             migrate(settings)
             asyncio.run(_serve(settings))
-        elif args.command == "demo":
-            from bot.demo import run_demo
-
-            return run_demo(locale=args.locale)
         elif args.jobs_command == "list":
-            from bot.jobs import JOBS
+            from bot.jobs.catalog import JOBS
 
             for job in JOBS.values():
                 print(f"{job.name:<20} {job.describe_trigger():<28} {job.description}")
         else:
-            from bot.jobs import JOBS
+            from bot.jobs.catalog import JOBS
 
             if args.name not in JOBS:
                 return _fail(f"unknown job {args.name!r}; `jobs list` shows the names", EXIT_CONFIG)

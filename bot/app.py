@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import AsyncIterator
 
 from aiogram import Bot, Dispatcher
@@ -12,16 +13,20 @@ from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.config import ConfigError, Settings, StartupError
-from bot.db import SessionFactory, check_connection, create_engine, session_factory
-from bot.dedup import MemoryLedger, RedisLedger
-from bot.factory import ALLOWED_UPDATES, create_bot, create_dispatcher
-from bot.fsm_storage import CompactMemoryStorage, SharedRedisStorage
-from bot.i18n import get_i18n
-from bot.scheduler import Scheduler
-from bot.send_budget import create_budget
-from bot.sender import Sender
+from bot.core.config import ConfigError, Settings, StartupError
+from bot.core.db import SessionFactory, check_connection, create_engine, session_factory
+from bot.core.i18n import get_i18n
+from bot.factory import create_bot, create_dispatcher
+from bot.jobs import catalog
+from bot.jobs.scheduler import Scheduler
 from bot.services.activity import ActivityFlusher, ActivityTracker
+from bot.telegram import commands
+from bot.telegram.context import BotContext
+from bot.telegram.dedup import MemoryLedger, RedisLedger
+from bot.telegram.fsm_storage import CompactMemoryStorage, SharedRedisStorage
+from bot.telegram.send_budget import create_budget
+from bot.telegram.sender import Sender
+from bot.telegram.update_types import ALLOWED_UPDATES
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +44,8 @@ async def connect_redis(url: str) -> Redis:
 class App:
     """Owns the engine, Redis, the Bot, the Dispatcher, the sender, the activity flusher, the scheduler."""
 
-    bot_username: str
+    # Known once start() has asked Telegram who the bot is.
+    context: BotContext
 
     def __init__(self, settings: Settings, *, engine: AsyncEngine, redis: Redis | None, bot: Bot) -> None:
         self.settings, self.engine, self.redis, self.bot = settings, engine, redis, bot
@@ -56,9 +62,8 @@ class App:
             tracker=self.tracker,
             i18n=get_i18n(),
             sender=self.sender,
-            app=self,
         )
-        self.scheduler = Scheduler(self)
+        self.scheduler = Scheduler(redis, catalog.JOBS)
         self._started: list[str] = []
 
     @classmethod
@@ -82,25 +87,25 @@ class App:
             raise ConfigError("BOT_TOKEN was rejected by the Bot API (401 Unauthorized)") from None
         except TelegramNetworkError as exc:
             raise StartupError(f"Bot API unreachable at {self.settings.TELEGRAM_API_URL}: {exc}") from None
-        self.bot_username = me.username or ""
-        self.dp["bot_username"] = self.bot_username
+        self.context = BotContext(settings=self.settings, sessions=self.sessions, bot=self.bot, sender=self.sender,
+                                  bot_username=me.username or "")
+        self.dp["bot_username"] = self.context.bot_username
+        self.dp["ctx"] = self.context
         if publish_commands:
-            from bot import commands
-
             await commands.publish(self.bot)
         self.sender.start()
         self._started.append("sender")
         self.flusher.start()
         self._started.append("flusher")
         if scheduler:
-            self.scheduler.start()
+            self.scheduler.start(self.context)
             self._started.append("scheduler")
-            # Group-buy deadlines that passed while the bot was down close now, not at the first tick.
-            from bot.jobs_groupbuys import catch_up
-
-            self._catch_up = asyncio.create_task(catch_up(self), name="groupbuy-catch-up")
-        log.info("bot @%s ready (database %s, redis %s)", self.bot_username, self.engine.url.get_backend_name(),
+        log.info("bot @%s ready (database %s, redis %s)", self.context.bot_username, self.engine.url.get_backend_name(),
                  "on" if self.redis else "off")
+
+    async def run_job(self, name: str, at: datetime) -> str:
+        """One scheduled job, now, as of `at` (`jobs run`, the demo and tests)."""
+        return await catalog.run_job(self.context, name, at)
 
     async def feed_polling(self, *, handle_signals: bool = True) -> None:
         await self.bot.delete_webhook(drop_pending_updates=False)
@@ -139,8 +144,6 @@ class App:
         await self.drain_updates()
         if "scheduler" in self._started:
             await self.scheduler.stop()
-            await asyncio.wait({self._catch_up}, timeout=15)
-            self._catch_up.cancel()
         if "flusher" in self._started:
             await self.flusher.stop()
         if "sender" in self._started:

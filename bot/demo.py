@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.app import App, polling
-from bot.config import load_settings
-from bot.migrate import upgrade_async
+from bot.core.config import ROOT, load_settings
+from bot.core.logs import setup_logging
+from bot.core.migrate import upgrade_async
 from bot.sandbox import SimChat, SimUser, TelegramEmulator
 
 TOKEN = "100200300:DEMO-sandbox-token"
+LOG_FILE = ROOT / "data" / "demo.log"
 OWNER_ID = 9000001
 
 
@@ -130,7 +132,7 @@ async def member_privacy(cast: Cast) -> None:
 
 async def shop(cast: Cast) -> None:
     """A leader lists a product and posts it; two members buy, one with a coupon; the pick list."""
-    from bot.i18n import translate
+    from bot.core.i18n import translate
 
     emu, alice, (bob, chen) = cast.emu, cast.leader, cast.members
     await cast.say(alice, "/admin")
@@ -193,17 +195,16 @@ async def groupbuys(cast: Cast) -> None:
     runs "as of" later moments, as `python -m bot jobs run groupbuy_deadlines --at ...` does."""
     from datetime import timedelta
 
-    from bot.i18n import translate
-    from bot.scheduler import run_job
+    from bot.core.i18n import translate
     from models.types import utcnow
 
     emu, alice, (bob, chen), group = cast.emu, cast.leader, cast.members, cast.group
     zh = "zh_Hans"
 
     async def jobs_as_of(at) -> None:
-        await run_job(cast.app, "groupbuy_deadlines", at)
+        await cast.app.run_job("groupbuy_deadlines", at)
         await cast.settle()
-        await run_job(cast.app, "refresh_groupbuy_cards", at)
+        await cast.app.run_job("refresh_groupbuy_cards", at)
         await cast.settle()
 
     async def follow(who: SimUser, label: str) -> None:
@@ -257,7 +258,7 @@ async def groupbuys(cast: Cast) -> None:
     await cast.press(alice, "1")
     await cast.press(alice, "Yes")
     await cast.press(alice, "📣 Publish")
-    await run_job(cast.app, "refresh_groupbuy_cards", utcnow())
+    await cast.app.run_job("refresh_groupbuy_cards", utcnow())
     await cast.settle()
 
     open_team, at_pickup = translate("🤝 Open a team", zh), translate("🤝 Pay at pickup", zh)
@@ -265,17 +266,17 @@ async def groupbuys(cast: Cast) -> None:
     await follow(bob, open_team)
     await checkout(bob, "1", stars(48))
     await pay_last_invoice(bob)
-    await run_job(cast.app, "refresh_groupbuy_cards", utcnow())
+    await cast.app.run_job("refresh_groupbuy_cards", utcnow())
     await cast.settle()
     await follow(chen, translate("Join team #{number}", zh, number=1))
     await checkout(chen, "1", at_pickup, locale=zh)
-    await run_job(cast.app, "refresh_groupbuy_cards", utcnow())
+    await cast.app.run_job("refresh_groupbuy_cards", utcnow())
     await cast.settle()
     # Chen opens team 2 and pays in Stars; nobody joins, and two hours later it has failed.
     await follow(chen, open_team)
     await checkout(chen, "1", stars(48, zh), locale=zh)
     await pay_last_invoice(chen)
-    await run_job(cast.app, "refresh_groupbuy_cards", utcnow())
+    await cast.app.run_job("refresh_groupbuy_cards", utcnow())
     await cast.settle()
     await jobs_as_of(utcnow() + timedelta(hours=2, minutes=1))
 
@@ -298,7 +299,7 @@ async def groupbuys(cast: Cast) -> None:
     await pay_last_invoice(bob)
     await follow(chen, join_threshold)
     await checkout(chen, "3", at_pickup, locale=zh)
-    await run_job(cast.app, "refresh_groupbuy_cards", utcnow())
+    await cast.app.run_job("refresh_groupbuy_cards", utcnow())
     await cast.settle()
     # The next day: the threshold closes at its second tier (Bob's overpayment comes back as a
     # coupon), the team campaign's window is over, and the leader gets both summaries.
@@ -361,7 +362,7 @@ async def _run(locale: str, out) -> None:
 
 
 def _pace_throttle(app: App, clock: HumanClock) -> None:
-    from bot.middlewares.throttle import ThrottleMiddleware
+    from bot.telegram.middlewares.throttle import ThrottleMiddleware
 
     for observer in app.dp.observers.values():
         for middleware in observer.middleware:
@@ -369,7 +370,15 @@ def _pace_throttle(app: App, clock: HumanClock) -> None:
                 middleware.clock = clock
 
 
-def run_demo(*, locale: str = "en", out=None) -> int:
-    logging.basicConfig(level=logging.WARNING)
-    asyncio.run(_run(locale, out or sys.stdout))
+def run_demo(*, locale: str = "en", out=None, verbose: bool = False, log_level: str = "INFO") -> int:
+    out = out or sys.stdout
+    LOG_FILE.parent.mkdir(exist_ok=True)
+    to_file = logging.FileHandler(LOG_FILE, mode="w", encoding="utf-8")
+    setup_logging(log_level, to_file, *([logging.StreamHandler(sys.stderr)] if verbose else []))
+    try:
+        asyncio.run(_run(locale, out))
+    finally:
+        to_file.close()
+        print(f"\nThe bot's logs of this run are in {LOG_FILE}" + ("." if verbose else " (--verbose shows them as they come)."),
+              file=out)
     return 0

@@ -13,32 +13,23 @@ from aiogram.fsm.storage.base import BaseStorage
 from aiogram.methods import Response
 from aiogram.utils.i18n import I18n
 
-from bot.chatter import ChatterSession, Dispatcher
-from bot.config import Settings
-from bot.db import SessionFactory
-from bot.dedup import UpdateLedger
-from bot.flood import WaitOutFloodControl
-from bot.fsm_storage import CompactMemoryStorage
-from bot.middlewares.activity import ActivityMiddleware
-from bot.middlewares.actor import ActorMiddleware
-from bot.middlewares.database import DatabaseMiddleware
-from bot.middlewares.dedup import DedupMiddleware
-from bot.middlewares.errors import ErrorsMiddleware
-from bot.middlewares.throttle import ThrottleMiddleware
+from bot.core.config import Settings
+from bot.core.db import SessionFactory
 from bot.services.activity import ActivityTracker
 from bot.services.seen_users import SeenUsers
+from bot.telegram.chatter import ChatterSession, Dispatcher
+from bot.telegram.dedup import UpdateLedger
+from bot.telegram.flood import WaitOutFloodControl
+from bot.telegram.fsm_storage import CompactMemoryStorage
+from bot.telegram.middlewares.activity import ActivityMiddleware
+from bot.telegram.middlewares.actor import ActorMiddleware
+from bot.telegram.middlewares.database import DatabaseMiddleware
+from bot.telegram.middlewares.dedup import DedupMiddleware
+from bot.telegram.middlewares.errors import ErrorsMiddleware
+from bot.telegram.middlewares.throttle import ThrottleMiddleware
 
 log = logging.getLogger(__name__)
 
-# Update types the bot asks Telegram for; chat_member must be named or Telegram never sends it.
-ALLOWED_UPDATES = [
-    "message",
-    "callback_query",
-    "chat_member",
-    "my_chat_member",
-    "chat_join_request",
-    "pre_checkout_query",
-]
 # Observers that get a DB session, the actor and throttling (inner: only when a handler matched).
 HANDLED_EVENTS = ("message", "callback_query", "chat_member", "my_chat_member", "chat_join_request", "pre_checkout_query")
 

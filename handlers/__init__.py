@@ -1,14 +1,25 @@
-"""Routers, in the order they are tried. The fallback comes last."""
+"""Routers, in the order they are tried: the one place that order is written. The fallback comes last.
+
+handlers/group/ answers in the group, handlers/member/ in a member's private chat, handlers/admin/
+in a leader's. The order matters where two routers could take the same update: onboarding sees
+membership changes first, payments answer pre-checkout queries before anything else, forms come
+before the commands they could swallow, and help and the fallback catch what is left.
+"""
 
 from aiogram import Router
 
 
 def routers() -> list[Router]:
-    from handlers import admin, fallback, help, language, onboarding, privacy, settings, start
-    from handlers import checkout, member_orders, payments, shop_group
-    from handlers import groupbuy_group
-    from handlers import groupbuy_admin, groupbuy_setup, products_admin
-    from handlers import coupons_admin, member_coupons, orders_admin, shop_settings
+    from handlers import fallback
+    from handlers.admin import coupons as admin_coupons
+    from handlers.admin import groupbuy_setup, menu, products, settings, shop_settings
+    from handlers.admin import groupbuys as admin_groupbuys
+    from handlers.admin import orders as admin_orders
+    from handlers.group import groupbuys as group_groupbuys
+    from handlers.group import onboarding, shop
+    from handlers.member import checkout, help, language, payments, privacy, start
+    from handlers.member import coupons as member_coupons
+    from handlers.member import orders as member_orders
 
     return [
         onboarding.router,
@@ -16,19 +27,19 @@ def routers() -> list[Router]:
         payments.router,
         privacy.router,
         language.router,
-        admin.router,
+        menu.router,
         checkout.router,
         settings.router,
-        shop_group.router,
+        shop.router,
         member_orders.router,
-        products_admin.router,
-        orders_admin.router,
-        coupons_admin.router,
+        products.router,
+        admin_orders.router,
+        admin_coupons.router,
         member_coupons.router,
         shop_settings.router,
-        groupbuy_admin.router,
+        admin_groupbuys.router,
         groupbuy_setup.router,
-        groupbuy_group.router,
+        group_groupbuys.router,
         help.router,
         fallback.router,
     ]

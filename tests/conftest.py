@@ -18,8 +18,9 @@ from sqlalchemy import text
 from sqlmodel import SQLModel
 
 import models  # noqa: F401
-from bot.db import create_engine, session_factory
-from bot.migrate import upgrade
+from bot.core.db import create_engine, session_factory
+from bot.core.migrate import upgrade
+
 
 def _per_worker(url: str | None, kind: str) -> str | None:
     """Under pytest-xdist each worker gets its own PostgreSQL database and Redis db, because every

@@ -1,4 +1,4 @@
-"""Plain group chatter off the routed path (bot/chatter.py): when it is taken, what proves it safe,
+"""Plain group chatter off the routed path (bot/telegram/chatter.py): when it is taken, what proves it safe,
 and that the database ends up exactly as when every message is routed."""
 
 from __future__ import annotations
@@ -17,7 +17,12 @@ from aiogram.methods import GetMe, GetUpdates
 from aiogram.types import Update
 from sqlalchemy import text
 
-from bot.chatter import (
+from bot.core.config import load_settings
+from bot.core.db import create_engine, session_factory
+from bot.core.i18n import get_i18n
+from bot.factory import create_dispatcher
+from bot.services.activity import ActivityTracker
+from bot.telegram.chatter import (
     ChatterSession,
     RawChatter,
     _probes,
@@ -25,12 +30,7 @@ from bot.chatter import (
     is_raw_chatter,
     why_routed,
 )
-from bot.config import load_settings
-from bot.db import create_engine, session_factory
-from bot.dedup import MemoryLedger, RedisLedger
-from bot.factory import create_dispatcher
-from bot.i18n import get_i18n
-from bot.services.activity import ActivityTracker
+from bot.telegram.dedup import MemoryLedger, RedisLedger
 
 TOKEN = "4242:CHATTER-token"
 BOT_ID = 4242
@@ -273,7 +273,7 @@ async def test_a_router_included_later_is_seen_when_polling_starts(caplog):
         pass
 
     dp.include_router(late)
-    with caplog.at_level(logging.INFO, logger="bot.chatter"):
+    with caplog.at_level(logging.INFO, logger="bot.telegram.chatter"):
         await dp.emit_startup()
     assert dp.chatter is None
     assert [r.getMessage() for r in caplog.records if "routed" in r.getMessage()] == [

@@ -24,11 +24,11 @@ import pytest
 from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers the tables)
-from bot.config import ROOT
-from bot.factory import ALLOWED_UPDATES
-from bot.migrate import alembic_config, upgrade_async
+from bot.core.config import ROOT
+from bot.core.migrate import alembic_config, upgrade_async
 from bot.sandbox import SimMessage, TelegramEmulator
 from bot.sandbox.serialize import message_json
+from bot.telegram.update_types import ALLOWED_UPDATES
 
 TOKEN = "123456:TEST-token_for-emulator"
 OWNER_ID = 777_000_001
@@ -304,7 +304,7 @@ async def test_jobs_list_and_unknown_job(tmp_path):
 
 async def test_jobs_run_as_of_a_time_against_the_emulator(emu, tmp_path):
     """Two stale communities: one whose group the emulator knows (refreshed), one it does not."""
-    from bot.db import create_engine, session_factory
+    from bot.core.db import create_engine, session_factory
     from models import Community
 
     alice = emu.add_user("Alice", username="alice")

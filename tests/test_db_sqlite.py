@@ -1,4 +1,4 @@
-"""The SQLite engine's one-trip cursor (bot/db.py) behaves as SQLAlchemy's own aiosqlite cursor."""
+"""The SQLite engine's one-trip cursor (bot/core/db.py) behaves as SQLAlchemy's own aiosqlite cursor."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from bot.db import create_engine
+from bot.core.db import create_engine
 
 things = Table("things", MetaData(), Column("id", Integer, primary_key=True), Column("name", String, unique=True))
 

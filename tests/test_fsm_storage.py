@@ -8,7 +8,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.fsm.storage.base import StorageKey
 
-from bot.fsm_storage import CompactMemoryStorage
+from bot.telegram.fsm_storage import CompactMemoryStorage
 
 
 class Form(StatesGroup):

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from bot.groupbuy_announce import member_text, summary_text
-from bot.i18n import get_i18n, translate
+from bot.core.i18n import get_i18n, translate
 from bot.services.groupbuy_report import Settled, Summary
+from bot.views.groupbuy_announce import member_text, summary_text
 from models import Community, GroupBuy, GroupBuyTeam
 from models.shop import Order, OrderStatus, PaymentMethod, Product
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from bot.cards import TEXT_LIMIT, fingerprint, visible_length
-from bot.groupbuy_cards import render_card, time_left
-from bot.i18n import translate
+from bot.core.i18n import translate
 from bot.sandbox.formatting import parse_text
 from bot.services.groupbuy_board import CardTeam
+from bot.views.cards import TEXT_LIMIT, fingerprint, visible_length
+from bot.views.groupbuy_cards import render_card, time_left
 from models import Community
 from models.groupbuy import GroupBuy, GroupBuyKind, GroupBuyStatus, TeamStatus
 from models.shop import Product, ProductStatus

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from bot.dedup import MemoryLedger, RedisLedger
-from bot.middlewares.throttle import ThrottleMiddleware
+from bot.telegram.dedup import MemoryLedger, RedisLedger
+from bot.telegram.middlewares.throttle import ThrottleMiddleware
 
 
 class Clock:

@@ -21,8 +21,8 @@ from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers the tables)
-from bot.db import create_engine
-from bot.migrate import alembic_config, downgrade, upgrade
+from bot.core.db import create_engine
+from bot.core.migrate import alembic_config, downgrade, upgrade
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 VERSION_TABLE = "alembic_version"

@@ -8,10 +8,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from bot.cards import CAPTION_LIMIT, fingerprint, render_card, visible_length
-from bot.i18n import translate
-from bot.keyboards import BuyProduct
+from bot.core.i18n import translate
 from bot.sandbox.formatting import parse_text
+from bot.views.cards import CAPTION_LIMIT, fingerprint, render_card, visible_length
+from bot.views.keyboards import BuyProduct
 from models import Community
 from models.shop import Product, ProductStatus
 

@@ -6,42 +6,38 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
-from types import SimpleNamespace
 
 import pytest
 
-from bot.jobs import JOBS, Job
-from bot.scheduler import Scheduler
+from bot.jobs.registry import Job
+from bot.jobs.scheduler import Scheduler
 
 
 class SlowJob:
-    """A registered job that takes 0.2 s; `started` is set when a run begins, `finished` lists runs done."""
+    """A job that takes 0.2 s; `started` is set when a run begins, `finished` lists runs done."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self) -> None:
         self.started, self.finished = asyncio.Event(), []
-        self._monkeypatch = monkeypatch
 
-    def register(self, **trigger: object) -> Job:
-        async def slow(app, now: datetime) -> str:
+    def scheduler(self, **trigger: object) -> tuple[Scheduler, Job]:
+        async def slow(ctx, now: datetime) -> str:
             self.started.set()
             await asyncio.sleep(0.2)
             self.finished.append(now)
             return "done"
 
         job = Job("slow_test_job", "", slow, {"trigger": "interval", **trigger})
-        self._monkeypatch.setitem(JOBS, job.name, job)
-        return job
+        return Scheduler(None, {job.name: job}), job
 
 
 @pytest.fixture
-def slow_job(monkeypatch: pytest.MonkeyPatch) -> SlowJob:
-    return SlowJob(monkeypatch)
+def slow_job() -> SlowJob:
+    return SlowJob()
 
 
 async def test_stop_waits_for_a_job_in_flight(slow_job: SlowJob) -> None:
-    job = slow_job.register(hours=1)
-    scheduler = Scheduler(SimpleNamespace(redis=None))
-    scheduler.start()
+    scheduler, job = slow_job.scheduler(hours=1)
+    scheduler.start(None)
     running = asyncio.create_task(scheduler._run(job))
     await slow_job.started.wait()
     await scheduler.stop()
@@ -50,9 +46,8 @@ async def test_stop_waits_for_a_job_in_flight(slow_job: SlowJob) -> None:
 
 async def test_stop_lets_a_run_started_by_apscheduler_finish(slow_job: SlowJob, caplog: pytest.LogCaptureFixture) -> None:
     """APScheduler's own shutdown cancels the runs it started; stopping must not cut one off."""
-    slow_job.register(seconds=0.05)
-    scheduler = Scheduler(SimpleNamespace(redis=None))
-    scheduler.start()
+    scheduler, _ = slow_job.scheduler(seconds=0.05)
+    scheduler.start(None)
     await asyncio.wait_for(slow_job.started.wait(), timeout=5)
     await scheduler.stop()
     assert len(slow_job.finished) == 1

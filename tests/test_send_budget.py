@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from bot.send_budget import TELEGRAM_LIMITS, Limit, Limits, MemoryBudget, RedisBudget, Wait, create_budget
+from bot.telegram.send_budget import TELEGRAM_LIMITS, Limit, Limits, MemoryBudget, RedisBudget, Wait, create_budget
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 GROUP = -1001

@@ -18,10 +18,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlmodel import select
 
 import models
-from bot.db import create_engine, session_factory
+from bot.core.db import create_engine, session_factory
 from bot.sandbox import ApiError, SimChat, SimUser, TelegramEmulator
-from bot.send_budget import Limit, Limits, MemoryBudget, RedisBudget
-from bot.sender import Sender
+from bot.telegram.send_budget import Limit, Limits, MemoryBudget, RedisBudget
+from bot.telegram.sender import Sender
 
 TOKEN = "123456:TEST"
 REDIS_URL = "redis://127.0.0.1:6379/15"

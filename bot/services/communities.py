@@ -11,8 +11,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import audit, members
-from bot.services.users import Profile, upsert_user
 from bot.services.upsert import insert_for
+from bot.services.users import Profile, upsert_user
 from models import AuditLog, Community, Member, MemberStatus
 from models.community import BOT_STATUS_UNKNOWN
 

@@ -75,7 +75,7 @@ async def set_currency(session: AsyncSession, *, community_id: int, actor_id: in
 
 
 async def set_default_locale(session: AsyncSession, *, community_id: int, actor_id: int, locale: str, now: datetime) -> str:
-    from bot.locales import LOCALES
+    from bot.core.locales import LOCALES
 
     if locale not in LOCALES:
         raise DomainError("unknown_locale", locale=locale)

@@ -69,7 +69,7 @@ async def upsert_user(session: AsyncSession, profile: Profile, *, now: datetime)
 
 
 async def set_locale(session: AsyncSession, *, user_id: int, locale: str, now: datetime) -> None:
-    from bot.locales import LOCALES
+    from bot.core.locales import LOCALES
 
     if locale not in LOCALES:
         raise DomainError("unknown_locale", locale=locale)

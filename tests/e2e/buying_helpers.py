@@ -12,16 +12,16 @@ from datetime import datetime, timedelta, timezone
 from html import unescape
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from e2e_harness import BOT_USERNAME, E2E, Group, en
 from sqlmodel import select
 
-from bot.keyboards import BuyProduct
 from bot.sandbox import SimMessage, SimUser
 from bot.services import coupons, products
 from bot.services import settings as community_settings
 from bot.services.coupons import CouponSpec
 from bot.services.products import ProductDraft
 from bot.services.shop_settings import update_shop_settings
-from e2e_harness import BOT_USERNAME, E2E, Group, en
+from bot.views.keyboards import BuyProduct
 from models import Community
 from models.shop import Coupon, CouponKind, CouponRedemption, Order, Product
 

@@ -23,9 +23,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiogram.client.session.aiohttp import AiohttpSession
-
-from bot.app import App, polling
-from bot.config import load_settings
 from e2e_harness import (
     BOT_USERNAME,
     E2E,
@@ -38,6 +35,9 @@ from e2e_harness import (
     close_without_ssl_grace,
     pace_throttle,
 )
+
+from bot.app import App, polling
+from bot.core.config import load_settings
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ async def e2e(db_url: str, redis_url: str | None, monkeypatch: pytest.MonkeyPatc
         await emu.stop()
         logging.getLogger().removeHandler(errors)
     # "message is not modified" is the one 400 the bot provokes knowingly (a double tap re-renders
-    # the same menu; bot.render treats it as success). Anything else is a bug in what was sent.
+    # the same menu; bot.views.render treats it as success). Anything else is a bug in what was sent.
     unexpected = [c for c in emu.requests if not c.ok and c.error_code not in harness._allowed_api_errors
                   and c.method.lower() != "getupdates" and "message is not modified" not in (c.description or "")]
     assert not unexpected, "Bot API requests failed:\n" + "\n".join(

@@ -22,9 +22,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.app import App
-from bot.i18n import translate
-from bot.middlewares.throttle import ThrottleMiddleware
+from bot.core.i18n import translate
 from bot.sandbox import SimChat, SimMessage, SimUser, TelegramEmulator
+from bot.telegram.middlewares.throttle import ThrottleMiddleware
 from models import AuditLog, Community, Member, PickupPoint, User
 
 TOKEN = "424242:E2E-token_for-the-emulator"

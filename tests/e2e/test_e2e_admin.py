@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from html import escape
 
+from e2e_harness import E2E, Group, en, zh
+
 from bot.sandbox import SimUser
 from bot.services import settings as settings_service
-from e2e_harness import E2E, Group, en, zh
 
 NO_COMMUNITIES = "You do not lead any community yet. Add me to your group as an administrator, then send /admin again."
 PICKER = "Choose a community to manage:"

@@ -8,13 +8,26 @@ from collections import Counter
 from datetime import timedelta
 from html import escape
 
-from bot.services import products, users
-from bot.services.shop_settings import update_shop_settings
 from buying_helpers import (
-    add_product, buy_link, checkout_to_summary, coupon_row, issue_coupon, now, open_shop, orders_of, post_card,
-    product_row, redemptions, see, start_bot, url_buttons,
+    add_product,
+    buy_link,
+    checkout_to_summary,
+    coupon_row,
+    issue_coupon,
+    now,
+    open_shop,
+    orders_of,
+    post_card,
+    product_row,
+    redemptions,
+    see,
+    start_bot,
+    url_buttons,
 )
 from e2e_harness import E2E, Group, en
+
+from bot.services import products, users
+from bot.services.shop_settings import update_shop_settings
 from models import Community
 from models.shop import Coupon, CouponKind, OrderStatus, ProductStatus
 

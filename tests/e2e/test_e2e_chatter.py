@@ -1,14 +1,14 @@
 """Plain group chatter through the real bot and the emulator: off the routed path with the bot's own
-routers, routed again as soon as a handler could take it (bot/chatter.py)."""
+routers, routed again as soon as a handler could take it (bot/telegram/chatter.py)."""
 
 from __future__ import annotations
 
 import pytest
 from aiogram import F, Router
 from aiogram.types import Message
+from e2e_harness import E2E, en, utc
 
 import handlers
-from e2e_harness import E2E, en, utc
 
 
 @pytest.fixture

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from bot import commands
-from bot.commands import COMMANDS
 from e2e_harness import E2E, en, zh
 
-# The scopes the bot publishes and the role table behind each (bot.commands declares the table;
+from bot.telegram import commands
+from bot.telegram.commands import COMMANDS
+
+# The scopes the bot publishes and the role table behind each (bot.telegram.commands declares the table;
 # features add commands to it).
 SCOPES = {
     "all_private_chats": commands.for_role({commands.MEMBER}, commands.PRIVATE),

@@ -8,15 +8,15 @@ from datetime import datetime, timedelta, timezone
 from html import unescape
 
 import pytest
+from e2e_harness import E2E, Group, en
 from sqlmodel import select
 
-from bot.keyboards import CouponAdmin, CouponOp
 from bot.services import coupons, orders, products, settings
 from bot.services.coupons import CouponSpec
 from bot.services.errors import DomainError
 from bot.services.money import format_money
 from bot.services.products import ProductDraft
-from e2e_harness import E2E, Group, en
+from bot.views.keyboards import CouponAdmin, CouponOp
 from models import Community
 from models.shop import Coupon, CouponKind, PaymentMethod
 

@@ -9,16 +9,26 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from buying_helpers import now, open_shop, see
+from e2e_harness import E2E, Group, en
 from sqlmodel import select
 
-from bot.keyboards import GroupBuyAdmin, GroupBuyEditTerm, GroupBuyOp, GroupBuyTerm
+from bot.sandbox import SimUser
 from bot.services import groupbuy_join, groupbuys
 from bot.services import settings as community_settings
 from bot.services.groupbuy_join import JoinMode, JoinRef
-from bot.sandbox import SimUser
-from buying_helpers import now, open_shop, see
-from e2e_harness import E2E, Group, en
-from models import AuditLog, Community, GroupBuy, GroupBuyKind, GroupBuyStatus, GroupBuyTeam, Order, PaymentMethod, TeamStatus
+from bot.views.keyboards import GroupBuyAdmin, GroupBuyEditTerm, GroupBuyOp, GroupBuyTerm
+from models import (
+    AuditLog,
+    Community,
+    GroupBuy,
+    GroupBuyKind,
+    GroupBuyStatus,
+    GroupBuyTeam,
+    Order,
+    PaymentMethod,
+    TeamStatus,
+)
 
 FORM = [[en("« Back"), en("✖ Cancel")]]
 LIST_BUTTONS = [[en("➕ New team group-buy")], [en("➕ New threshold group-buy")], [en("« Back")]]

@@ -18,23 +18,31 @@ from datetime import datetime, timedelta
 
 import pytest
 from aiogram.client.session.aiohttp import AiohttpSession
+from buying_helpers import Shop, now, open_shop, orders_of, product_row, see, start_bot, url_buttons
+from e2e_harness import (
+    BOT_USERNAME,
+    E2E,
+    OWNER_ID,
+    TOKEN,
+    ErrorLog,
+    Group,
+    HumanClock,
+    PacedEmulator,
+    close_without_ssl_grace,
+    en,
+    pace_throttle,
+)
 from sqlmodel import select
 
 from bot.app import App, polling
-from bot.config import load_settings
-from bot.db import create_engine, session_factory
-from bot.groupbuy_announce import announce_pending, announce_team
+from bot.core.config import load_settings
+from bot.core.db import create_engine, session_factory
 from bot.sandbox import SimUser
 from bot.sandbox.state import SimPayment
-from bot.scheduler import run_job
 from bot.services import groupbuy_close, groupbuy_join, groupbuys
 from bot.services import orders as order_service
 from bot.services.groupbuy_join import JoinMode, JoinRef
-from buying_helpers import Shop, now, open_shop, orders_of, product_row, see, start_bot, url_buttons
-from e2e_harness import (
-    BOT_USERNAME, E2E, OWNER_ID, TOKEN, ErrorLog, Group, HumanClock, PacedEmulator, close_without_ssl_grace, en,
-    pace_throttle,
-)
+from bot.views.groupbuy_announce import announce_pending, announce_team
 from models import Community, Coupon, GroupBuy, GroupBuyKind, GroupBuyTeam
 from models.shop import Order, OrderStatus, PaymentMethod
 
@@ -114,7 +122,7 @@ async def team_row(e2e: E2E, team_id: int) -> GroupBuyTeam:
 
 
 async def deadlines(e2e: E2E, at: datetime) -> str:
-    summary = await run_job(e2e.app, "groupbuy_deadlines", at)
+    summary = await e2e.app.run_job("groupbuy_deadlines", at)
     await e2e.settle()
     return summary
 
@@ -177,7 +185,7 @@ async def test_a_team_that_expires_is_cancelled_refunded_and_its_members_told_on
     assert [b["text"] for row in e2e.last_msg(bob).reply_markup["inline_keyboard"] for b in row] == [en("👥 Open a new team")]
 
     # Later runs, a run twice at once: nothing more happens and nobody hears twice.
-    results = await asyncio.gather(*(run_job(e2e.app, "groupbuy_deadlines", team.deadline_at + timedelta(minutes=n))
+    results = await asyncio.gather(*(e2e.app.run_job("groupbuy_deadlines", team.deadline_at + timedelta(minutes=n))
                                      for n in range(1, 4)))
     await e2e.settle()
     assert results == [nothing()] * 3
@@ -199,9 +207,9 @@ async def test_a_team_that_fills_confirms_everyone_and_is_announced_once(e2e: E2
     last = await join(e2e, shop, campaign, dan, team_id=opened.team.id)
     assert last.completed and last.team.status == "succeeded"
     # The checkout that took the last seat and the deadline job both try to announce, at once.
-    told = await asyncio.gather(announce_team(e2e.app, last.team.id, now=now()),
-                                announce_team(e2e.app, last.team.id, now=now()),
-                                run_job(e2e.app, "groupbuy_deadlines", now()))
+    told = await asyncio.gather(announce_team(e2e.app.context, last.team.id, now=now()),
+                                announce_team(e2e.app.context, last.team.id, now=now()),
+                                e2e.app.run_job("groupbuy_deadlines", now()))
     await e2e.settle()
     assert sorted(told[:2]) == [False, True] and told[2] == nothing()
 
@@ -287,7 +295,7 @@ async def test_a_campaign_that_ends_sends_the_leaders_a_summary_and_card_refunds
     lonely = await join(e2e, shop, campaign, dan, method=CARD)
     await pay(e2e, lonely.order, dan)
     unpaid_lonely = await join(e2e, shop, campaign, eve, method=STARS)
-    await announce_team(e2e.app, full.team.id, now=now())
+    await announce_team(e2e.app.context, full.team.id, now=now())
 
     # The window closes first (teams still open run on), then the last team's deadline ends it all.
     end = campaign.ends_at + timedelta(seconds=1)
@@ -328,12 +336,12 @@ async def test_a_stars_refund_telegram_refuses_is_retried_by_the_refund_job(e2e:
     assert see("❌ Cancelled. Your {stars} ⭐ will be refunded automatically shortly.", stars=order.stars_total) in e2e.last(bob)
 
     # Right after the close the retry leaves it alone (the announcement may still be refunding).
-    assert await run_job(e2e.app, "groupbuy_refunds", closed_at + timedelta(seconds=30)) == "0 refunded, 0 still due"
-    assert await run_job(e2e.app, "groupbuy_refunds", closed_at + timedelta(minutes=5)) == "1 refunded, 0 still due"
+    assert await e2e.app.run_job("groupbuy_refunds", closed_at + timedelta(seconds=30)) == "0 refunded, 0 still due"
+    assert await e2e.app.run_job("groupbuy_refunds", closed_at + timedelta(minutes=5)) == "1 refunded, 0 still due"
     await e2e.settle()
     assert e2e.emu.payments[charge].refunded and (await order_row(e2e, order.id)).status == OrderStatus.REFUNDED
     assert e2e.last(bob).endswith(see("Your payment was refunded: {stars} ⭐ are back in your balance.", stars=order.stars_total))
-    assert await run_job(e2e.app, "groupbuy_refunds", closed_at + timedelta(minutes=10)) == "0 refunded, 0 still due"
+    assert await e2e.app.run_job("groupbuy_refunds", closed_at + timedelta(minutes=10)) == "0 refunded, 0 still due"
     assert len([c for c in e2e.emu.calls("refundStarPayment") if c.ok]) == 1
 
 
@@ -356,7 +364,7 @@ async def test_two_workers_sweeping_at_once_close_each_team_once_and_tell_each_m
 
     first, second = await asyncio.gather(sweep_in_own_session(), sweep_in_own_session())
     assert sorted(first.teams_failed + second.teams_failed) == sorted(j.team.id for j in opened)
-    told = await asyncio.gather(announce_pending(e2e.app, now=at), announce_pending(e2e.app, now=at))
+    told = await asyncio.gather(announce_pending(e2e.app.context, now=at), announce_pending(e2e.app.context, now=at))
     await e2e.settle()
     assert sum(teams for teams, _ in told) == 4
     for joined, person in zip(opened, group.members):
@@ -431,7 +439,7 @@ async def test_a_deadline_that_passed_while_the_bot_was_down_is_closed_at_start_
             assert (await team_row(e2e, opened.team.id)).status == "failed"
             assert e2e.emu.payments[charge].refunded
             # Scheduled runs after that, and another restart, change nothing.
-            await run_job(app, "groupbuy_deadlines", now())
+            await app.run_job("groupbuy_deadlines", now())
             await e2e.settle()
         async with running_bot(emu, clock, db_url, redis_url) as app:
             e2e = E2E(emu=emu, app=app, clock=clock, owner=owner)

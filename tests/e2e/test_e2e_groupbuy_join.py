@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlmodel import select
-
-from bot.groupbuy_cards import post_card
-from bot.services import groupbuys
-from bot.services.groupbuys import Terms
 from buying_helpers import Shop, now, open_shop, orders_of, see, start_bot, url_buttons
 from e2e_harness import BOT_USERNAME, E2E, Group, en
+from sqlmodel import select
+
+from bot.services import groupbuys
+from bot.services.groupbuys import Terms
+from bot.views.groupbuy_cards import post_card
 from models import GroupBuy, GroupBuyKind, GroupBuyTeam, OrderStatus, TeamStatus
 from models.shop import Order
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from bot.db import WriteCounter
-from bot.services import settings as settings_service
 from e2e_harness import BOT_USERNAME, E2E, Group, en, utc
+
+from bot.core.db import WriteCounter
+from bot.services import settings as settings_service
 
 WELCOME = ("Hello, {title}! I am your community's shop assistant. Leaders: open the menu in a private chat "
            "with me to set things up.")

@@ -16,18 +16,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from html import unescape
 
+from e2e_harness import E2E, Group, en, zh
 from sqlmodel import select
 
-from bot.keyboards import AdminOrders, CouponAdmin, CouponOp, OrdersOp, ShopOp, ShopOption
 from bot.sandbox import SimUser
 from bot.sandbox.state import SimPayment
-from bot.scheduler import run_job
 from bot.services import coupons, orders, products, settings, users
 from bot.services.coupons import CouponSpec
 from bot.services.money import format_money
 from bot.services.products import ProductDraft
 from bot.services.shop_settings import update_shop_settings
-from e2e_harness import E2E, Group, en, zh
+from bot.views.keyboards import AdminOrders, CouponAdmin, CouponOp, OrdersOp, ShopOp, ShopOption
 from models import Community
 from models.shop import Coupon, CouponKind, Order, OrderStatus, PaymentMethod, Product
 
@@ -522,11 +521,11 @@ async def test_daily_summary_once_at_the_community_local_time(e2e: E2E, group: G
                             now=day + timedelta(hours=3))
     before = len(e2e.emu.bot_messages(alice))
 
-    assert await run_job(e2e.app, "daily_summary", datetime(2025, 3, 1, 12, 59, tzinfo=timezone.utc)) == "0 communities, 0 messages"
+    assert await e2e.app.run_job("daily_summary", datetime(2025, 3, 1, 12, 59, tzinfo=timezone.utc)) == "0 communities, 0 messages"
     at = datetime(2025, 3, 1, 13, 0, tzinfo=timezone.utc)  # 21:00 in Shanghai
-    results = await asyncio.gather(*(run_job(e2e.app, "daily_summary", at + timedelta(seconds=n)) for n in range(3)))
+    results = await asyncio.gather(*(e2e.app.run_job("daily_summary", at + timedelta(seconds=n)) for n in range(3)))
     assert sorted(results) == ["0 communities, 0 messages"] * 2 + ["1 communities, 1 messages"]
-    assert await run_job(e2e.app, "daily_summary", at + timedelta(hours=2)) == "0 communities, 0 messages"
+    assert await e2e.app.run_job("daily_summary", at + timedelta(hours=2)) == "0 communities, 0 messages"
     await e2e.settle()
     sent = e2e.emu.bot_messages(alice)[before:]
     assert [m.visible for m in sent] == ["\n".join([
@@ -544,6 +543,6 @@ async def test_daily_summary_once_at_the_community_local_time(e2e: E2E, group: G
     # The next local day has its own summary; a Chinese-speaking leader reads it in Chinese.
     async with e2e.db() as s:
         await users.set_locale(s, user_id=alice.id, locale="zh_Hans", now=now())
-    assert await run_job(e2e.app, "daily_summary", at + timedelta(days=1)) == "1 communities, 1 messages"
+    assert await e2e.app.run_job("daily_summary", at + timedelta(days=1)) == "1 communities, 1 messages"
     await e2e.settle()
     assert e2e.last(alice).splitlines()[1] == zh("Orders placed: {orders} ({units} units)", orders=0, units=0)

@@ -6,17 +6,26 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from buying_helpers import (
+    Shop,
+    age_order,
+    checkout_to_summary,
+    coupon_row,
+    issue_coupon,
+    now,
+    open_shop,
+    orders_of,
+    product_row,
+    redemptions,
+    see,
+    start_bot,
+)
+from e2e_harness import E2E, Group, en
 from pydantic import SecretStr
 
 from bot.sandbox import SimMessage, SimUser
 from bot.sandbox.state import SimPayment
-from bot.scheduler import run_job
 from bot.services import orders as order_service
-from buying_helpers import (
-    Shop, age_order, checkout_to_summary, coupon_row, issue_coupon, now, open_shop, orders_of, product_row,
-    redemptions, see, start_bot,
-)
-from e2e_harness import E2E, Group, en
 from models import Community
 from models.shop import OrderStatus, PaymentMethod
 
@@ -191,8 +200,8 @@ async def test_unpaid_online_orders_expire_and_the_member_is_told(e2e: E2E, grou
     await e2e.press(bob, CONFIRM)
     card, stars, pickup = await orders_of(e2e)
     assert (await product_row(e2e, shop.product.id)).stock == 6
-    assert await run_job(e2e.app, "expire_orders", card.created_at + timedelta(minutes=14)) == "0 expired"
-    assert await run_job(e2e.app, "expire_orders", stars.created_at + timedelta(minutes=15, seconds=1)) == "2 expired"
+    assert await e2e.app.run_job("expire_orders", card.created_at + timedelta(minutes=14)) == "0 expired"
+    assert await e2e.app.run_job("expire_orders", stars.created_at + timedelta(minutes=15, seconds=1)) == "2 expired"
     await e2e.settle()
     card, stars, pickup = await orders_of(e2e)
     assert [(o.status, o.cancel_reason) for o in (card, stars)] == [(OrderStatus.CANCELLED, "expired")] * 2
@@ -201,7 +210,7 @@ async def test_unpaid_online_orders_expire_and_the_member_is_told(e2e: E2E, grou
     told = see("Your order was cancelled because it was not paid in time. Order again if you still want it.")
     assert e2e.bot_texts(bob)[-2:] == [f"{head(card.id, 2, '$10.00')}\n{told}", f"{head(stars.id, 1, '$5.00 (35 ⭐)')}\n{told}"]
     # Again, later: nothing more happens and nobody is told twice.
-    assert await run_job(e2e.app, "expire_orders", stars.created_at + timedelta(hours=1)) == "0 expired"
+    assert await e2e.app.run_job("expire_orders", stars.created_at + timedelta(hours=1)) == "0 expired"
     await e2e.settle()
     assert sum(told in t for t in e2e.bot_texts(bob)) == 2
 
@@ -212,7 +221,7 @@ async def test_stars_that_arrive_after_the_order_expired_are_refunded(e2e: E2E, 
     await checkout_to_summary(e2e, bob, shop.product)
     await e2e.press(bob, CONFIRM)
     [order] = await orders_of(e2e)
-    await run_job(e2e.app, "expire_orders", order.expires_at + timedelta(seconds=1))
+    await e2e.app.run_job("expire_orders", order.expires_at + timedelta(seconds=1))
     await e2e.settle()
     # Telegram approved the checkout just before the deadline; the money lands just after it.
     payment = SimPayment(telegram_payment_charge_id="stx-late-0001", provider_payment_charge_id="", user_id=bob.id,

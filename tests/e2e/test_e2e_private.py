@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import re
 
-from bot import commands
 from e2e_harness import E2E, Group, en, zh
+
+from bot.telegram import commands
 
 WELCOME = ("Hi {name}! I run the shop of the Telegram groups I am in: products with buy buttons, "
            "group-buys, check-ins and rewards.\n\n"
@@ -19,7 +20,7 @@ OPTED_OUT = ("Done: you will get no promotional messages from me. Order updates 
 OPTED_IN = "Welcome back: you will get promotions and coupons again. Send /stop to turn them off."
 FORGET_ASK = ("This erases your name, username, language and group memberships from the bot. "
               "Orders stay in the leaders' books without your name. This cannot be undone. Erase now?")
-# The commands of this foundation; features add theirs (/checkin, /buy...) to bot.commands.
+# The commands of this foundation; features add theirs (/checkin, /buy...) to bot.telegram.commands.
 BASE_MEMBER_COMMANDS = ["start", "help", "lang", "stop", "mydata", "forgetme", "cancel"]
 MEMBER_COMMANDS = [c.name for c in commands.for_role({commands.MEMBER}, commands.PRIVATE)]
 LEADER_ONLY = [c.name for c in commands.for_role({commands.LEADER}, commands.PRIVATE) if commands.MEMBER not in c.roles]

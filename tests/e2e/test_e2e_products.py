@@ -12,16 +12,15 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
+from e2e_harness import BOT_USERNAME, E2E, Group, en, zh
 from sqlmodel import select
 
-from bot.keyboards import BuyProduct
 from bot.sandbox import SimMessage, SimUser
 from bot.sandbox.api.messages import register_file
 from bot.sandbox.formatting import parse_text
-from bot.scheduler import run_job
 from bot.services import orders, posts, products, settings
 from bot.services.shop_settings import update_shop_settings
-from e2e_harness import BOT_USERNAME, E2E, Group, en, zh
+from bot.views.keyboards import BuyProduct
 from models import Community
 from models.shop import PaymentMethod, PostStatus, Product, ProductPost, ProductStatus
 
@@ -310,7 +309,7 @@ async def test_photo_product_is_posted_as_a_photo_with_caption(e2e: E2E, group: 
     # Stock moves: the caption is edited (editMessageCaption), once, and sold out drops Buy.
     async with e2e.db() as s:
         await products.edit(s, community_id=cid, product_id=product.id, actor_id=alice.id, now=now(), stock=0)
-    assert await run_job(e2e.app, "refresh_cards", now()) == "1 edited, 0 unchanged, 0 failed, 0 skipped"
+    assert await e2e.app.run_job("refresh_cards", now()) == "1 edited, 0 unchanged, 0 failed, 0 skipped"
     [edit] = edits(e2e)
     assert edit.method == "editMessageCaption" and edit.ok
     assert card.photo is photo and en("❌ SOLD OUT") in card.caption.splitlines()
@@ -389,10 +388,10 @@ async def test_scheduled_post_goes_out_at_the_local_time_once(e2e: E2E, group: G
     assert (post.status, post.due_at, post.grace_minutes, post.created_by) == (PostStatus.SCHEDULED, due, 30, alice.id)
 
     before = len(e2e.emu.bot_messages(chat))
-    assert await run_job(e2e.app, "send_due_posts", due - timedelta(seconds=1)) == "0 sent, 0 missed, 0 failed"
+    assert await e2e.app.run_job("send_due_posts", due - timedelta(seconds=1)) == "0 sent, 0 missed, 0 failed"
     assert len(e2e.emu.bot_messages(chat)) == before
-    assert await run_job(e2e.app, "send_due_posts", due + timedelta(minutes=5)) == "1 sent, 0 missed, 0 failed"
-    assert await run_job(e2e.app, "send_due_posts", due + timedelta(minutes=6)) == "0 sent, 0 missed, 0 failed"
+    assert await e2e.app.run_job("send_due_posts", due + timedelta(minutes=5)) == "1 sent, 0 missed, 0 failed"
+    assert await e2e.app.run_job("send_due_posts", due + timedelta(minutes=6)) == "0 sent, 0 missed, 0 failed"
     cards = e2e.emu.bot_messages(chat)[before:]
     assert [m.text.splitlines()[0] for m in cards] == ["#1 · Dumplings"]
     [post] = await post_rows(e2e, product.id)
@@ -404,7 +403,7 @@ async def test_scheduled_post_goes_out_at_the_local_time_once(e2e: E2E, group: G
         second = await posts.schedule(s, community=community, product=product, actor_id=alice.id,
                                       due_at=due + timedelta(hours=1), now=now())
     at = due + timedelta(hours=1, seconds=5)
-    results = await asyncio.gather(run_job(e2e.app, "send_due_posts", at), run_job(e2e.app, "send_due_posts", at))
+    results = await asyncio.gather(e2e.app.run_job("send_due_posts", at), e2e.app.run_job("send_due_posts", at))
     assert sorted(results) == ["0 sent, 0 missed, 0 failed", "1 sent, 0 missed, 0 failed"]
     assert len(e2e.emu.bot_messages(chat)) == before + 2
     assert [(p.id, p.status) for p in await post_rows(e2e, product.id)] == [
@@ -419,7 +418,7 @@ async def test_scheduled_post_goes_out_at_the_local_time_once(e2e: E2E, group: G
         [claimed] = await posts.claim_due(s, now=due + timedelta(hours=2))
     assert claimed.post.id == third.id
     for later in (timedelta(hours=2, minutes=1), timedelta(hours=2, minutes=11)):
-        assert await run_job(e2e.app, "send_due_posts", due + later) == "0 sent, 0 missed, 0 failed"
+        assert await e2e.app.run_job("send_due_posts", due + later) == "0 sent, 0 missed, 0 failed"
     assert len(e2e.emu.bot_messages(chat)) == before + 2
     assert (await post_rows(e2e, product.id))[2].status == PostStatus.FAILED
 
@@ -437,7 +436,7 @@ async def test_post_found_past_its_grace_is_reported_missed_not_sent(e2e: E2E, g
     before = len(e2e.emu.bot_messages(chat))
 
     # The bot was down: it comes back 21 minutes after the post was due.
-    assert await run_job(e2e.app, "send_due_posts", post.due_at + timedelta(minutes=21)) == "0 sent, 1 missed, 0 failed"
+    assert await e2e.app.run_job("send_due_posts", post.due_at + timedelta(minutes=21)) == "0 sent, 1 missed, 0 failed"
     assert len(e2e.emu.bot_messages(chat)) == before
     assert e2e.last(alice) == en(
         "⚠️ The post of #{number} {title} scheduled for {when} ({tz}) was missed: I was offline then and came back more "
@@ -445,7 +444,7 @@ async def test_post_found_past_its_grace_is_reported_missed_not_sent(e2e: E2E, g
         number=1, title="Buns", when=when, tz="UTC", grace=20)
     [post] = await post_rows(e2e, product.id)
     assert post.status == PostStatus.MISSED and post.message_id is None
-    assert await run_job(e2e.app, "send_due_posts", post.due_at + timedelta(minutes=22)) == "0 sent, 0 missed, 0 failed"
+    assert await e2e.app.run_job("send_due_posts", post.due_at + timedelta(minutes=22)) == "0 sent, 0 missed, 0 failed"
 
     await open_product(e2e, alice, product)
     assert en("⚠️ {when} — missed: I was offline then", when=when) in e2e.last(alice).splitlines()
@@ -467,7 +466,7 @@ async def test_posts_that_cannot_go_out_are_reported_to_the_leader(e2e: E2E, gro
     await e2e.say(alice, "/start")  # Alice has a private chat with the bot
     before = len(e2e.emu.bot_messages(chat))
 
-    assert await run_job(e2e.app, "send_due_posts", when) == "0 sent, 0 missed, 2 failed"
+    assert await e2e.app.run_job("send_due_posts", when) == "0 sent, 0 missed, 2 failed"
     assert len(e2e.emu.bot_messages(chat)) == before
     told = e2e.bot_texts(alice)[-2:]
     failed = ("⚠️ The post of #{number} {title} scheduled for {when} ({tz}) did not go out: {reason}")
@@ -500,7 +499,7 @@ async def test_cancel_a_scheduled_post(e2e: E2E, group: Group) -> None:
     [post] = await post_rows(e2e, product.id)
     assert post.status == PostStatus.CANCELLED
     assert len(await e2e.audit(cid, "post.cancel")) == 1
-    assert await run_job(e2e.app, "send_due_posts", post.due_at + timedelta(minutes=1)) == "0 sent, 0 missed, 0 failed"
+    assert await e2e.app.run_job("send_due_posts", post.due_at + timedelta(minutes=1)) == "0 sent, 0 missed, 0 failed"
 
 
 # ----- keeping cards current ---------------------------------------------------------------------
@@ -513,15 +512,15 @@ async def test_stock_changes_edit_each_card_once_per_run_and_never_to_the_same_c
     card = e2e.emu.last_bot_message(group.chat)
     assert en("Left: {count}", count=10) in card.text.splitlines()
     # Nothing changed since it was posted: nothing to edit.
-    assert await run_job(e2e.app, "refresh_cards", now()) == "0 edited, 0 unchanged, 0 failed, 0 skipped"
+    assert await e2e.app.run_job("refresh_cards", now()) == "0 edited, 0 unchanged, 0 failed, 0 skipped"
 
     async with e2e.db() as s:
         for stock in (9, 8, 7):
             await products.edit(s, community_id=cid, product_id=product.id, actor_id=alice.id, now=now(), stock=stock)
-    assert await run_job(e2e.app, "refresh_cards", now()) == "1 edited, 0 unchanged, 0 failed, 0 skipped"
+    assert await e2e.app.run_job("refresh_cards", now()) == "1 edited, 0 unchanged, 0 failed, 0 skipped"
     assert len(edits(e2e)) == 1 and card.edited == 1
     assert en("Left: {count}", count=7) in card.text.splitlines()
-    assert await run_job(e2e.app, "refresh_cards", now()) == "0 edited, 0 unchanged, 0 failed, 0 skipped"
+    assert await e2e.app.run_job("refresh_cards", now()) == "0 edited, 0 unchanged, 0 failed, 0 skipped"
 
     # Orders reserve stock: two orders between runs, one edit.
     async with e2e.db() as s:
@@ -530,18 +529,18 @@ async def test_stock_changes_edit_each_card_once_per_run_and_never_to_the_same_c
             await orders.place(s, community=community, user_id=bob.id, product_id=product.id, quantity=quantity,
                                unit_price=product.price, payment_method=PaymentMethod.PICKUP, checkout_key=key,
                                now=now(), delivery_address=None, pickup_point_id=await _pickup_point(e2e, group))
-    assert await run_job(e2e.app, "refresh_cards", now()) == "1 edited, 0 unchanged, 0 failed, 0 skipped"
+    assert await e2e.app.run_job("refresh_cards", now()) == "1 edited, 0 unchanged, 0 failed, 0 skipped"
     assert en("Left: {count}", count=4) in card.text.splitlines() and card.edited == 2
 
     # A change the card does not show (a photo for a card already posted as text): no request at all.
     async with e2e.db() as s:
         await products.edit(s, community_id=cid, product_id=product.id, actor_id=alice.id, now=now(), photo_file_id="AgAC-x")
-    assert await run_job(e2e.app, "refresh_cards", now()) == "0 edited, 1 unchanged, 0 failed, 0 skipped"
+    assert await e2e.app.run_job("refresh_cards", now()) == "0 edited, 1 unchanged, 0 failed, 0 skipped"
 
     # Sold out: the card says so and Buy is gone.
     async with e2e.db() as s:
         await products.edit(s, community_id=cid, product_id=product.id, actor_id=alice.id, now=now(), stock=0)
-    await run_job(e2e.app, "refresh_cards", now())
+    await e2e.app.run_job("refresh_cards", now())
     assert "<b>" + en("❌ SOLD OUT") + "</b>" in card.html
     assert en(HOW_TO_BUY, number=1) not in card.text
     assert card.buttons == [[en("↗️ Share")]]
@@ -574,7 +573,7 @@ async def test_pause_resume_archive_in_list_and_card(e2e: E2E, group: Group) -> 
     assert en("Status: {status}", status=en("paused")) in view.visible.splitlines()
     assert [en("▶️ Resume"), en("🗄 Archive")] in view.buttons
     assert [en("📣 Post now"), en("🕒 Schedule post")] not in view.buttons
-    await run_job(e2e.app, "refresh_cards", now())
+    await e2e.app.run_job("refresh_cards", now())
     assert en("⏸ Paused: not on sale right now.") in card.text.splitlines()
     assert card.buttons == [[en("↗️ Share")]]
     await e2e.press(alice, en("« Products"))
@@ -583,7 +582,7 @@ async def test_pause_resume_archive_in_list_and_card(e2e: E2E, group: Group) -> 
     await e2e.press(alice, "#1 Honey")
     callback = await e2e.press(alice, en("▶️ Resume"))
     assert e2e.answer(callback).text == en("On sale again.")
-    await run_job(e2e.app, "refresh_cards", now())
+    await e2e.app.run_job("refresh_cards", now())
     assert card.buttons == [[en("🛒 Buy"), en("↗️ Share")]] and en(HOW_TO_BUY, number=1) in card.text
 
     # A scheduled post of an archived product is called off.
@@ -599,7 +598,7 @@ async def test_pause_resume_archive_in_list_and_card(e2e: E2E, group: Group) -> 
     assert e2e.answer(callback).text == en("Archived.")
     assert e2e.last(alice) == en_seen("<b>Products · {title}</b>", title="Green Valley") + "\n" + en(
         "No products yet. Add the first one.")
-    await run_job(e2e.app, "refresh_cards", now())
+    await e2e.app.run_job("refresh_cards", now())
     assert card.text.splitlines()[-1] == en("🚫 No longer sold.") and card.reply_markup is None
     assert [p.status for p in await post_rows(e2e, product.id)] == [PostStatus.POSTED, PostStatus.CANCELLED]
 

@@ -7,11 +7,11 @@ import re
 from datetime import datetime, timezone
 
 import pytest
+from e2e_harness import E2E, Group, en
 
-import handlers.help
+import handlers.member.help
 from bot.services import settings as settings_service
 from bot.services import users as users_service
-from e2e_harness import E2E, Group, en
 
 APOLOGY = re.compile(re.escape(en("Sorry, something went wrong on our side. Please try again. (error id {error_id})",
                                   error_id="ERRORID")).replace("ERRORID", "([0-9a-f]{8})") + "$")
@@ -68,7 +68,7 @@ async def test_a_failing_handler_apologises_with_an_error_id_and_the_bot_carries
 
     monkeypatch.setattr(users_service, "export_data", broken)
     monkeypatch.setattr(settings_service, "set_default_locale", broken)
-    monkeypatch.setattr(handlers.help, "roles_of", broken)
+    monkeypatch.setattr(handlers.member.help, "roles_of", broken)
     e2e.expect_logged_errors(3)
 
     # A command in private chat.

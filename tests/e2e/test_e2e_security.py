@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from bot.services import settings as settings_service
 from e2e_harness import E2E, Group, en
+
+from bot.services import settings as settings_service
 
 NOT_LEADER = "Only this community's leaders can do that."
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 from sqlmodel import func, select
 
-from bot.db import session_factory
+from bot.core.db import session_factory
 from bot.services import communities
 from models import AuditLog, Community
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from shop_builders import LEADER, Shop, new_key
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.db import SessionFactory
+from bot.core.db import SessionFactory
 from bot.services import groupbuy_join, groupbuys
 from bot.services.groupbuy_join import JoinMode, JoinRef
 from models import Community, GroupBuy, GroupBuyKind, PaymentMethod, Product
-from shop_builders import LEADER, Shop, new_key
 
 
 async def team_campaign(session: AsyncSession, shop: Shop, product: Product, *, now: datetime, price: int = 800,

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.db import SessionFactory
+from bot.core.db import SessionFactory
 from bot.services import communities, orders, products, settings
 from bot.services.products import ProductDraft
 from bot.services.shop_settings import ShopSettings

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import event
 from sqlmodel import select
 
-from bot.db import WriteCounter
+from bot.core.db import WriteCounter
 from bot.services import members, users
 from bot.services.activity import ActivityFlusher, ActivityTracker
 from bot.services.users import Profile
@@ -259,7 +259,7 @@ async def test_failed_flush_then_a_late_sighting_keeps_the_latest_activity(sessi
 
 
 async def test_flusher_flushes_at_stop_and_survives_errors(engine, fresh, count, tracker, add_community, t0):
-    from bot.db import session_factory
+    from bot.core.db import session_factory
 
     await add_community(CHAT)
     flusher = ActivityFlusher(tracker, session_factory(engine), interval=3600)

@@ -7,13 +7,13 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from shop_builders import LEADER, Shop, buy, buy_in, make_product, make_shop, make_users, order_rows, product_row
 from sqlmodel import select
 
 from bot.services import coupons, members, orders
 from bot.services.coupons import CODE_ALPHABET, CouponSpec
 from bot.services.errors import DomainError
 from models import Coupon, CouponKind, CouponRedemption, Order
-from shop_builders import LEADER, Shop, buy, buy_in, make_product, make_shop, make_users, order_rows, product_row
 
 BUYER, OTHER = 100, 200
 

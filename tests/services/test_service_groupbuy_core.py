@@ -7,13 +7,13 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from groupbuy_builders import join, join_in, team_campaign, threshold_campaign
+from shop_builders import make_product, make_shop, make_users, order_rows, product_row
 from sqlmodel import select
 
 from bot.services import groupbuy_close, orders
 from bot.services.errors import DomainError
-from groupbuy_builders import join, join_in, team_campaign, threshold_campaign
 from models import Coupon, GroupBuy, GroupBuyStatus, GroupBuyTeam, OrderStatus, PaymentMethod, TeamStatus
-from shop_builders import make_product, make_shop, make_users, order_rows, product_row
 
 
 async def test_team_fills_and_confirms_everyone(session, fresh, t0):
@@ -50,7 +50,7 @@ async def test_member_cannot_join_own_team_twice(session, t0):
 
 @pytest.mark.parametrize("racers", [6])
 async def test_last_seat_race_one_winner(session, engine, fresh, t0, racers):
-    from bot.db import session_factory
+    from bot.core.db import session_factory
     shop = await make_shop(session, now=t0)
     product = await make_product(session, shop, now=t0, stock=100)
     uids = list(range(20, 20 + racers + 1))

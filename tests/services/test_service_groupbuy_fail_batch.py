@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from groupbuy_builders import join, team_campaign
+from shop_builders import LEADER, make_product, make_shop, make_users, order_rows, product_row
 from sqlmodel import select
 
 from bot.services import coupons, groupbuy_close, orders
-from groupbuy_builders import join, team_campaign
 from models import AuditLog, Coupon, CouponKind, CouponRedemption, OrderStatus, PaymentMethod
-from shop_builders import LEADER, make_product, make_shop, make_users, order_rows, product_row
 
 
 async def test_failed_team_settles_every_order_once(session, fresh, t0):

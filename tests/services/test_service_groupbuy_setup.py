@@ -7,14 +7,14 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from groupbuy_builders import join, team_campaign, threshold_campaign
+from shop_builders import LEADER, make_product, make_shop, make_users
 from sqlmodel import select
 
 from bot.services import groupbuy_close, groupbuys
 from bot.services.errors import DomainError
 from bot.services.groupbuys import Terms
-from groupbuy_builders import join, team_campaign, threshold_campaign
 from models import GroupBuy, GroupBuyKind, GroupBuyStatus, Order, TeamStatus
-from shop_builders import LEADER, make_product, make_shop, make_users
 
 
 def team_terms(product_id: int, t0, **changes) -> Terms:

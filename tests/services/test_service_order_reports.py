@@ -196,7 +196,7 @@ async def test_bulk_marks_only_what_can_move_at_that_point_once(session, engine)
 
 
 async def test_two_bulk_marks_at_once_move_each_order_once(engine, session) -> None:
-    from bot.db import session_factory
+    from bot.core.db import session_factory
 
     shop, (north, _south) = await make_shop(session)
     apples = await make_product(session, shop)
@@ -321,7 +321,7 @@ async def test_summary_recipients_are_reachable_present_leaders(session) -> None
 
 
 async def test_the_daily_claim_is_taken_once(engine, session) -> None:
-    from bot.db import session_factory
+    from bot.core.db import session_factory
 
     factory = session_factory(engine)
 

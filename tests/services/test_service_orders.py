@@ -7,6 +7,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from shop_builders import LEADER, Shop, buy, make_product, make_shop, make_users, order_rows, product_row
 from sqlalchemy import update
 from sqlmodel import select
 
@@ -14,7 +15,6 @@ from bot.services import coupons, orders, products, settings
 from bot.services.coupons import CouponSpec
 from bot.services.errors import DomainError
 from models import Coupon, CouponKind, Order, OrderStatus, PaymentMethod, PostStatus, ProductPost, ProductStatus
-from shop_builders import LEADER, Shop, buy, make_product, make_shop, make_users, order_rows, product_row
 
 BUYER, OTHER = 100, 200
 ONLINE = dict(stars_enabled=True, stars_per_unit=7)

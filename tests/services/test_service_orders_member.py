@@ -7,12 +7,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from shop_builders import LEADER, buy, make_product, make_shop, make_users, order_rows, product_row
 
 from bot.services import coupons, orders, products
 from bot.services.coupons import CouponSpec
 from bot.services.errors import DomainError
 from models import CouponKind, OrderStatus, PaymentMethod, ProductStatus
-from shop_builders import LEADER, buy, make_product, make_shop, make_users, order_rows, product_row
 
 BUYER, OTHER = 100, 200
 

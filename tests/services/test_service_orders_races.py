@@ -9,13 +9,13 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from shop_builders import LEADER, Shop, buy, buy_in, make_product, make_shop, make_users, order_rows, product_row
 from sqlmodel import func, select
 
 from bot.services import coupons, orders
 from bot.services.coupons import CouponSpec
 from bot.services.errors import DomainError
 from models import AuditLog, Coupon, CouponKind, Order, OrderStatus, PaymentMethod
-from shop_builders import LEADER, Shop, buy, buy_in, make_product, make_shop, make_users, order_rows, product_row
 
 BUYERS = range(1000, 1060)
 

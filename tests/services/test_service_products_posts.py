@@ -8,13 +8,13 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from shop_builders import LEADER, make_product, make_shop
 from sqlmodel import select
 
 from bot.services import posts, products
 from bot.services.errors import DomainError
 from models import Community
 from models.shop import PostStatus, Product, ProductPost, ProductStatus
-from shop_builders import LEADER, make_product, make_shop
 
 
 async def test_page_splits_active_and_archived_and_counts(session, t0):

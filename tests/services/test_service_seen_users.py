@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot.db import WriteCounter, create_engine, session_factory
+from bot.core.db import WriteCounter, create_engine, session_factory
 from bot.services import users
 from bot.services.seen_users import SeenUser, SeenUsers
 from bot.services.users import Profile

@@ -7,15 +7,15 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from shop_builders import LEADER, make_product, make_shop
 from sqlmodel import select
 
-from bot.db import session_factory
+from bot.core.db import session_factory
 from bot.services import job_marks, posts, products
 from bot.services.errors import DomainError
 from bot.services.products import ProductDraft
 from bot.services.shop_settings import ShopSettings, shop_settings, update_shop_settings
 from models import Community, JobMark, PostStatus, Product, ProductPost, ProductStatus
-from shop_builders import LEADER, make_product, make_shop
 
 
 def draft(**kw) -> ProductDraft:

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from bot.db import WriteCounter
+from bot.core.db import WriteCounter
 from bot.services import users
 from bot.services.errors import DomainError
 from bot.services.users import Profile

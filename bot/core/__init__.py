@@ -1,0 +1,1 @@
+"""The ground floor: settings, the database, migrations, languages and local time. No Telegram calls."""

@@ -1,0 +1,110 @@
+"""Settings from the environment, exactly as the contract in DESIGN.md names them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{ROOT / 'data' / 'bot.db'}"
+
+# BotFather tokens look like "123456789:AAH...": a numeric bot id, a colon, 35 url-safe characters.
+# Local Bot API servers and emulators accept shorter secrets, so only the shape is enforced.
+TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{1,100}$")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class StartupError(Exception):
+    """Something outside the bot is not there (database, Redis, Telegram); one line for the operator.
+
+    Defined here, not in bot.app, so that the command line can report errors without importing
+    aiogram first (seconds of start-up for a missing variable)."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=True)
+
+    BOT_TOKEN: SecretStr | None = None
+    TELEGRAM_API_URL: str = "https://api.telegram.org"
+    DATABASE_URL: str = DEFAULT_DATABASE_URL
+    REDIS_URL: str | None = None
+    OWNER_IDS: Annotated[frozenset[int], NoDecode] = frozenset()
+    PAYMENT_PROVIDER_TOKEN: SecretStr | None = None
+    WEBHOOK_URL: str | None = None
+    WEBHOOK_SECRET: SecretStr | None = None
+    PORT: int = 8080
+    DEFAULT_LOCALE: str = "en"
+    DEFAULT_TIMEZONE: str = "UTC"
+    # Operational knobs; not part of the public contract but documented in the README.
+    ACTIVITY_FLUSH_SECONDS: float = Field(default=2.0, gt=0)
+    THROTTLE_RATE: float = Field(default=3.0, gt=0)
+    UPDATES_IN_FLIGHT: int = Field(default=100, ge=1)
+    LOG_LEVEL: str = "INFO"
+
+    @field_validator("OWNER_IDS", mode="before")
+    @classmethod
+    def _parse_owner_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            try:
+                return frozenset(int(p) for p in parts)
+            except ValueError as exc:
+                raise ValueError("OWNER_IDS must be comma-separated Telegram user ids") from exc
+        return value
+
+    @field_validator("DEFAULT_TIMEZONE")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA timezone {value!r}") from exc
+        return value
+
+    @field_validator("DEFAULT_LOCALE")
+    @classmethod
+    def _check_locale(cls, value: str) -> str:
+        from bot.core.locales import LOCALES, normalize_locale
+
+        locale = normalize_locale(value)
+        if locale not in LOCALES:
+            raise ValueError(f"must be one of {', '.join(LOCALES)}")
+        return locale
+
+    @field_validator("TELEGRAM_API_URL", "WEBHOOK_URL")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    def bot_token(self) -> str:
+        """The token, or a ConfigError naming BOT_TOKEN."""
+        if self.BOT_TOKEN is None or not self.BOT_TOKEN.get_secret_value().strip():
+            raise ConfigError("BOT_TOKEN is not set: get a token from @BotFather and export BOT_TOKEN")
+        token = self.BOT_TOKEN.get_secret_value().strip()
+        if not TOKEN_RE.match(token):
+            raise ConfigError("BOT_TOKEN is malformed: expected '<digits>:<secret>' as @BotFather gives it")
+        return token
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.DATABASE_URL.startswith("sqlite")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; a malformed variable becomes a ConfigError naming it."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else "settings"
+        raise ConfigError(f"{name} is invalid: {err['msg']}") from None

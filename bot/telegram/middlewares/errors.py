@@ -1,0 +1,76 @@
+"""Turns any handler failure into a short apology with an error id, and the full trace in the log."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from aiogram import BaseMiddleware, Bot
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import Update
+
+from bot.core.i18n import translate
+from bot.core.locales import normalize_locale
+
+log = logging.getLogger("bot.errors")
+
+
+class LocaleBox:
+    """Filled by the actor middleware deeper in the chain, read here after a failure."""
+
+    __slots__ = ("locale",)
+
+    def __init__(self) -> None:
+        self.locale: str | None = None
+
+
+class ErrorsMiddleware(BaseMiddleware):
+    def __init__(self, default_locale: str) -> None:
+        self.default_locale = default_locale
+        self.failures = 0
+
+    async def __call__(self, handler, event: Update, data: dict[str, Any]) -> Any:
+        box = LocaleBox()
+        data["locale_box"] = box
+        try:
+            return await handler(event, data)
+        except Exception:
+            error_id = self.log_failure(event.update_id)
+            await self._apologize(data["bot"], event, box, error_id)
+            return None
+
+    def log_failure(self, update_id: int) -> str:
+        """Count and log the exception being handled; returns the error id users are told."""
+        self.failures += 1
+        error_id = secrets.token_hex(4)
+        log.exception("error %s while handling update %s", error_id, update_id)
+        return error_id
+
+    async def _apologize(self, bot: Bot, update: Update, box: LocaleBox, error_id: str) -> None:
+        user = None
+        if update.message:
+            user = update.message.from_user
+        elif update.callback_query:
+            user = update.callback_query.from_user
+        locale = box.locale or normalize_locale(user.language_code if user else None) or self.default_locale
+        text = translate("Sorry, something went wrong on our side. Please try again. (error id {error_id})",
+                         locale, error_id=error_id)
+        try:
+            if update.callback_query:
+                try:
+                    await bot.answer_callback_query(update.callback_query.id, text=text, show_alert=True)
+                    return
+                except TelegramBadRequest:
+                    # Already answered before the failure: say it in the chat instead.
+                    message = update.callback_query.message
+                    if message is not None and message.chat.type == "private":
+                        await bot.send_message(message.chat.id, text)
+            elif update.message and update.message.chat.type == "private":
+                await bot.send_message(update.message.chat.id, text)
+            elif update.message and (update.message.text or "").startswith("/"):
+                # In groups only a command deserves an answer; a failure on plain chatter stays quiet.
+                await bot.send_message(update.message.chat.id, text,
+                                       reply_to_message_id=update.message.message_id)
+        except Exception:
+            log.warning("could not deliver the apology for error %s", error_id, exc_info=True)

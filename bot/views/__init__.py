@@ -1,0 +1,1 @@
+"""What handlers and jobs both show: texts, cards, keyboards, notices and announcements."""

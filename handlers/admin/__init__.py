@@ -1,0 +1,1 @@
+"""Leaders' private menus: /admin and everything under it."""

@@ -1,0 +1,109 @@
+"""Buying from the group: `/buy <n> [qty]` and the Buy button on a product card.
+
+The group only ever sees that someone is buying product #n; the order itself continues in a
+private chat. The Buy button answers with the deep link (Telegram opens the private chat with it);
+/buy replies with that link as a button and, when the member has started the bot, also opens the
+checkout in the private chat at once. Refusals are short replies in the member's language.
+"""
+
+from __future__ import annotations
+
+import logging
+from html import escape
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramForbiddenError
+from aiogram.filters import Command, CommandObject
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.storage.base import BaseStorage, StorageKey
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.core.config import Settings
+from bot.services import orders, products, users
+from bot.services.errors import DomainError
+from bot.telegram.middlewares.actor import Actor
+from bot.views import deeplinks
+from bot.views.errors_text import error_text
+from bot.views.keyboards import BuyProduct
+from handlers.member import checkout
+from models.shop import Product
+
+log = logging.getLogger(__name__)
+router = Router(name=__name__)
+router.message.filter(F.chat.type.in_({"group", "supergroup"}))
+
+NUMBER_MAX = 2**31 - 1  # product numbers are 32-bit; a longer one cannot exist
+
+
+def _usage() -> str:
+    return _("Send /buy followed by the number on the product's card, for example /buy 3, or /buy 3 2 for two.")
+
+
+@router.message(Command("buy"))
+async def cmd_buy(message: Message, command: CommandObject, session: AsyncSession, actor: Actor, bot: Bot,
+                  bot_username: str, settings: Settings, fsm_storage: BaseStorage) -> None:
+    community = actor.community
+    if community is None:
+        await message.reply(_("I do not sell in this group."))
+        return
+    args = (command.args or "").split()
+    if not args or len(args) > 2:
+        await message.reply(_usage())
+        return
+    number = args[0].removeprefix("#")
+    if not number.isdigit():
+        await message.reply(_("“{value}” is not a product number.").format(value=escape(args[0][:16])) + " " + _usage())
+        return
+    try:
+        if int(number) > NUMBER_MAX:
+            raise DomainError("product_unknown_number", number=number[:12])
+        product = await products.by_number(session, community_id=community.id, number=int(number))
+        quantity = orders.parse_quantity(args[1]) if len(args) == 2 else None
+        orders.check_sellable(product, quantity or 1)
+    except DomainError as err:
+        await message.reply(error_text(err, currency=community.currency))
+        return
+    link = deeplinks.build(bot_username, "buy", f"{product.id}-{quantity}" if quantity else product.id)
+    markup = InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text=_("🛒 Continue in private chat"), url=link)]])
+    name = escape(actor.user.first_name or actor.user.display_name)
+    if actor.user.can_dm and await _start_in_private(message, session, settings, bot, fsm_storage, actor, product, quantity):
+        text = _("{name}, I sent you the checkout for #{number} in our private chat.")
+    else:
+        text = _("{name}, press the button to order #{number} in a private chat with me.")
+    await message.reply(text.format(name=name, number=product.number), reply_markup=markup)
+
+
+async def _start_in_private(message: Message, session: AsyncSession, settings: Settings, bot: Bot, storage: BaseStorage,
+                            actor: Actor, product: Product, quantity: int | None) -> bool:
+    """Open the checkout in the member's private chat; False when they cannot be reached after all."""
+    user_id = actor.user.id
+    state = FSMContext(storage=storage, key=StorageKey(bot_id=bot.id, chat_id=user_id, user_id=user_id))
+    text, markup = await checkout.start(state=state, session=session, settings=settings, user_id=user_id,
+                                        product_id=product.id, quantity_raw=str(quantity) if quantity else None)
+    try:
+        await bot.send_message(user_id, text, reply_markup=markup)
+    except TelegramForbiddenError:
+        log.info("user %s blocked the bot; /buy falls back to the link", user_id)
+        await state.clear()
+        await users.set_can_dm(session, user_id=user_id, can_dm=False, now=message.date)
+        return False
+    return True
+
+
+@router.callback_query(BuyProduct.filter())
+async def on_buy_button(query: CallbackQuery, callback_data: BuyProduct, session: AsyncSession, actor: Actor,
+                        bot_username: str) -> None:
+    """Telegram opens `t.me/<bot>?start=buy-<id>` given as the answer's url: the checkout starts there."""
+    product_id = callback_data.product_id
+    product = await session.get(Product, product_id) if 0 < product_id <= NUMBER_MAX else None
+    if product is None or (actor.community is not None and product.community_id != actor.community.id):
+        await query.answer(error_text(DomainError("product_unknown")), show_alert=True)
+        return
+    try:
+        orders.check_sellable(product, 1)
+    except DomainError as err:
+        await query.answer(error_text(err), show_alert=True)
+        return
+    await query.answer(url=deeplinks.build(bot_username, "buy", product.id))

@@ -1,0 +1,1 @@
+"""What every user does in the private chat: start, help, language, privacy, checkout, payments, orders, coupons."""
