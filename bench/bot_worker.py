@@ -78,14 +78,14 @@ class Control:
 async def run_app(args: argparse.Namespace) -> dict[str, Any]:
     from sqlalchemy import text
 
-    from bot.__main__ import _setup_logging
     from bot.app import App
     from bot.core.config import load_settings
     from bot.core.db import WriteCounter
+    from bot.core.logs import setup_logging
     from bot.telegram.middlewares.dedup import DedupMiddleware
     from bot.telegram.middlewares.errors import ErrorsMiddleware
 
-    _setup_logging("INFO")
+    setup_logging("INFO")
     overrides: dict[str, Any] = {
         "BOT_TOKEN": args.token, "TELEGRAM_API_URL": args.api, "DATABASE_URL": args.database_url,
         "REDIS_URL": args.redis_url or None,
