@@ -33,7 +33,6 @@ from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.dispatcher.event.handler import FilterObject
 from aiogram.dispatcher.middlewares.error import ErrorsMiddleware as AiogramErrorsMiddleware
 from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
-from aiogram.exceptions import ClientDecodeError
 from aiogram.filters import Command
 from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.methods import GetUpdates, Response
@@ -139,28 +138,46 @@ class RawChatter:
         )
 
 
+class Unparsable:
+    """An update aiogram cannot build (Telegram adds fields and values with every Bot API release).
+    Polling passes it over, so its offset is confirmed: one such update must not stall the bot."""
+
+    __slots__ = ("update_id",)
+
+    def __init__(self, update_id: int) -> None:
+        self.update_id = update_id
+
+
 class ChatterSession(AiohttpSession):
-    """The bots' HTTP session. While polling with the chatter lane on, a getUpdates answer's chatter
-    comes back as `RawChatter`; every other update is parsed as aiogram parses it."""
+    """The bots' HTTP session. A getUpdates answer is parsed update by update: one that aiogram
+    cannot parse comes back as `Unparsable` instead of failing the whole answer (which polling would
+    ask for again, forever), and while polling with the chatter lane on, chatter comes back as
+    `RawChatter`."""
 
     chatter_of: Callable[[Any], bool] | None = None
 
     def check_response(self, bot: Bot, method, status_code: int, content: str):
-        if self.chatter_of is None or not isinstance(method, GetUpdates) or status_code != 200:
+        if not isinstance(method, GetUpdates) or status_code != 200:
             return super().check_response(bot=bot, method=method, status_code=status_code, content=content)
         try:
             data = self.json_loads(content)
         except Exception:  # noqa: BLE001 - aiogram's own check reports it
             data = None
         result = data.get("result") if isinstance(data, dict) and data.get("ok") is True else None
-        if not isinstance(result, list):
+        if not isinstance(result, list) or not all(isinstance(raw, dict) and type(raw.get("update_id")) is int
+                                                   for raw in result):
             return super().check_response(bot=bot, method=method, status_code=status_code, content=content)
+        return Response[list[Update]].model_construct(ok=True, result=[self._parse(bot, raw) for raw in result])
+
+    def _parse(self, bot: Bot, raw: dict) -> Update | RawChatter | Unparsable:
+        if self.chatter_of is not None and self.chatter_of(raw):
+            return RawChatter(raw)
         try:
-            updates = [RawChatter(raw) if self.chatter_of(raw) else Update.model_validate(raw, context={"bot": bot})
-                       for raw in result]
+            return Update.model_validate(raw, context={"bot": bot})
         except ValidationError as exc:
-            raise ClientDecodeError("Failed to deserialize object", exc, data) from exc
-        return Response[list[Update]].model_construct(ok=True, result=updates)
+            log.error("update %s could not be parsed and is skipped: %s", raw["update_id"],
+                      "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3]))
+            return Unparsable(raw["update_id"])
 
 
 class ChatterLane:
@@ -255,6 +272,8 @@ class Dispatcher(AiogramDispatcher):
         try:
             async for update in super()._listen_updates(bot, **kwargs):
                 lane = self.chatter
+                if isinstance(update, Unparsable):
+                    continue
                 if lane is not None and (isinstance(update, RawChatter) or is_chatter(update, bot.id)):
                     await lane.add(update)
                 else:

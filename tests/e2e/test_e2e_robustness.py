@@ -181,3 +181,23 @@ async def test_html_like_names_and_titles_are_escaped_everywhere(e2e: E2E) -> No
     texts = e2e.bot_texts(chat)
     assert texts[-2] == en("I am back in {title}. Everything you set up before is still here.", title=title)
     assert e2e.failed_requests() == []  # not one 400 "can't parse entities"
+
+
+async def test_an_update_the_bot_cannot_parse_is_logged_skipped_and_polling_goes_on(
+        e2e: E2E, caplog: pytest.LogCaptureFixture) -> None:
+    """Telegram adds fields and values with every Bot API release; aiogram refuses a message whose
+    forward origin is of a kind it does not know. That one update is passed over, not asked for again."""
+    ann = e2e.emu.add_user("Ann")
+    chat = e2e.emu.chat(ann)
+    poison = e2e.emu.updates.push("message", {
+        "message_id": 1, "date": int(datetime.now(timezone.utc).timestamp()), "text": "look at this",
+        "chat": {"id": chat.id, "type": "private", "first_name": "Ann"},
+        "from": {"id": ann.id, "is_bot": False, "first_name": "Ann"},
+        "forward_origin": {"type": "a_kind_from_a_later_bot_api", "date": 1_700_000_000},
+    })
+    e2e.expect_logged_errors(1)
+    await e2e.say(ann, "/start")
+    assert e2e.last(ann).startswith("Hi Ann!")
+    assert [r.getMessage().split(":")[0] for r in caplog.records if r.name == "bot.telegram.chatter" and r.levelname == "ERROR"] \
+        == [f"update {poison} could not be parsed and is skipped"]
+    assert e2e.emu.updates.pending == 0 and e2e.emu.updates._confirmed_below > poison
