@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from bot.telegram.dedup import MemoryLedger, RedisLedger
+from bot.telegram.dedup import Claim, MemoryLedger, RedisLedger
 from bot.telegram.middlewares.throttle import ThrottleMiddleware
 
 
@@ -80,6 +80,47 @@ async def test_redis_ledger_is_shared_and_atomic(redis_url):
         assert 24 * 3600 < ttl <= 26 * 3600
         # Another bot's ids do not collide.
         assert await RedisLedger(clients[0], bot_id=43).first_time(7)
+    finally:
+        for c in clients:
+            await c.aclose()
+
+
+async def test_memory_ledger_records_completion_not_arrival():
+    clock = Clock()
+    ledger = MemoryLedger(claim_seconds=120, clock=clock)
+    assert await ledger.claim(1) is Claim.NEW
+    assert await ledger.claim(1) is Claim.BUSY  # a redelivery while it is being handled
+    await ledger.complete(1)
+    assert await ledger.claim(1) is Claim.DONE
+    assert await ledger.claim(2) is Claim.NEW
+    await ledger.release(2)  # its handling failed before any effect: a redelivery handles it
+    assert await ledger.claim(2) is Claim.NEW
+    clock.now += 121  # the worker holding the claim died; the claim lapsed
+    assert await ledger.claim(2) is Claim.NEW
+    assert not await ledger.first_time(1) and await ledger.first_time(3)
+    assert await ledger.claim(3) is Claim.DONE
+
+
+async def test_redis_ledger_claims_are_shared_and_completion_is_kept(redis_url):
+    if redis_url is None:
+        pytest.skip("REDIS_URL not set: the in-process ledger is covered above")
+    from redis.asyncio import Redis
+
+    clients = [Redis.from_url(redis_url) for _ in range(2)]
+    try:
+        ledgers = [RedisLedger(c, bot_id=44, claim_seconds=120) for c in clients]
+        claims = await asyncio.gather(*(ledgers[i % 2].claim(u) for u in range(50) for i in range(2)))
+        assert claims.count(Claim.NEW) == 50 and claims.count(Claim.BUSY) == 50
+        assert 0 < await clients[0].ttl("ccb:upd:44:7") <= 120
+        await ledgers[0].complete(7)
+        assert await ledgers[1].claim(7) is Claim.DONE
+        assert 24 * 3600 < await clients[0].ttl("ccb:upd:44:7") <= 26 * 3600
+        await ledgers[1].release(8)
+        assert await ledgers[0].claim(8) is Claim.NEW
+        await clients[0].set("ccb:upd:44:9", 1)  # what earlier versions wrote for a handled update
+        assert await ledgers[0].claim(9) is Claim.DONE
+        assert not await ledgers[0].first_time(7) and await ledgers[0].first_time(60)
+        assert await ledgers[1].claim(60) is Claim.DONE
     finally:
         for c in clients:
             await c.aclose()

@@ -1,17 +1,45 @@
-"""Remembers which update ids were already handled, so a redelivered update has no second effect."""
+"""Remembers which update ids were handled, so a redelivered update has no second effect, and which
+are being handled, so that one cut off by a crash is handled when it comes again.
+
+A routed update is claimed before its handler runs and recorded as done after it: a claim is short
+(`claim_seconds`), so a redelivery after a worker died mid-handler finds the claim lapsed and
+handles the update, while a redelivery during the handling is told "busy" (webhook mode answers it
+with a retry). Plain chatter, whose whole effect is a counter in memory, is recorded as done on
+arrival (`first_times`), a batch at a time.
+"""
 
 from __future__ import annotations
 
 import time
 from bisect import bisect_left, bisect_right, insort
+from enum import StrEnum
 from typing import Protocol
 
 from redis.asyncio import Redis
 
+# Longer than any handler takes (flood waits included); short enough that a redelivery after a crash
+# is handled within minutes.
+CLAIM_SECONDS = 120
+
+
+class Claim(StrEnum):
+    NEW = "new"  # claimed now: handle it, then `complete` (or `release` if it could not be handled)
+    DONE = "done"  # handled before
+    BUSY = "busy"  # being handled right now, here or by another worker
+
 
 class UpdateLedger(Protocol):
+    async def claim(self, update_id: int) -> Claim:
+        """NEW for exactly one caller at a time (atomically, across workers for the Redis ledger)."""
+
+    async def complete(self, update_id: int) -> None:
+        """The claimed update was handled: every later delivery is DONE."""
+
+    async def release(self, update_id: int) -> None:
+        """The claimed update was not handled: the next delivery is NEW again."""
+
     async def first_time(self, update_id: int) -> bool:
-        """True exactly once per update id (atomically, across workers for the Redis ledger)."""
+        """Claimed and completed at once: True exactly once per update id."""
 
     async def first_times(self, update_ids: list[int]) -> list[bool]:
         """`first_time` for many ids at once, in their order."""
@@ -26,11 +54,33 @@ class MemoryLedger:
     after it last grew; beyond `max_runs` (ids far out of order) the least recently grown go first.
     """
 
-    def __init__(self, *, ttl: float = 6 * 3600, max_runs: int = 10_000, clock=time.monotonic) -> None:
+    def __init__(self, *, ttl: float = 6 * 3600, max_runs: int = 10_000, claim_seconds: float = CLAIM_SECONDS,
+                 clock=time.monotonic) -> None:
         self._starts: list[int] = []  # sorted first ids of the runs
         self._runs: dict[int, list] = {}  # first id → [last id, when it last grew]
-        self._ttl, self._max, self._clock = ttl, max_runs, clock
+        self._claims: dict[int, float] = {}  # update id → when its claim lapses
+        self._ttl, self._max, self._claim_seconds, self._clock = ttl, max_runs, claim_seconds, clock
         self._next_expiry = 0.0
+
+    async def claim(self, update_id: int) -> Claim:
+        if self._done(update_id):
+            return Claim.DONE
+        now = self._clock()
+        if self._claims.get(update_id, now) > now:
+            return Claim.BUSY
+        self._claims[update_id] = now + self._claim_seconds
+        return Claim.NEW
+
+    async def complete(self, update_id: int) -> None:
+        self._claims.pop(update_id, None)
+        await self.first_time(update_id)
+
+    async def release(self, update_id: int) -> None:
+        self._claims.pop(update_id, None)
+
+    def _done(self, update_id: int) -> bool:
+        i = bisect_right(self._starts, update_id) - 1
+        return i >= 0 and update_id <= self._runs[self._starts[i]][0]
 
     async def first_time(self, update_id: int) -> bool:
         now = self._clock()
@@ -62,6 +112,8 @@ class MemoryLedger:
     def _expire(self, now: float) -> None:
         for start in [s for s, (_, grew) in self._runs.items() if now - grew >= self._ttl]:
             self._forget(start)
+        for update_id in [u for u, lapses in self._claims.items() if lapses <= now]:
+            del self._claims[update_id]
         self._next_expiry = now + self._ttl / 10
 
     def _forget(self, start: int) -> None:
@@ -69,18 +121,42 @@ class MemoryLedger:
         self._starts.pop(bisect_left(self._starts, start))
 
 
-class RedisLedger:
-    """Shared ledger: SET NX with a TTL longer than Telegram keeps undelivered updates (24 h)."""
+# One round trip: "done" stays (as does "1", what earlier versions wrote for a handled update), a
+# live claim stays, otherwise the caller's claim is set.
+_CLAIM = """
+local held = redis.call('GET', KEYS[1])
+if held == 'done' or held == '1' then return 'done' end
+if held then return 'busy' end
+redis.call('SET', KEYS[1], 'busy', 'EX', ARGV[1])
+return 'new'
+"""
 
-    def __init__(self, redis: Redis, *, bot_id: int, ttl_seconds: int = 26 * 3600, prefix: str = "ccb:upd") -> None:
-        self._redis, self._ttl, self._prefix = redis, ttl_seconds, f"{prefix}:{bot_id}"
+
+class RedisLedger:
+    """Shared ledger: a key per update, "busy" for `claim_seconds`, then "done" for longer than
+    Telegram keeps undelivered updates (24 h)."""
+
+    def __init__(self, redis: Redis, *, bot_id: int, ttl_seconds: int = 26 * 3600, claim_seconds: int = CLAIM_SECONDS,
+                 prefix: str = "ccb:upd") -> None:
+        self._redis, self._ttl, self._claim_seconds, self._prefix = redis, ttl_seconds, claim_seconds, f"{prefix}:{bot_id}"
+        self._claim = redis.register_script(_CLAIM)
+
+    async def claim(self, update_id: int) -> Claim:
+        held = await self._claim(keys=[f"{self._prefix}:{update_id}"], args=[self._claim_seconds])
+        return Claim(held.decode() if isinstance(held, bytes) else held)
+
+    async def complete(self, update_id: int) -> None:
+        await self._redis.set(f"{self._prefix}:{update_id}", "done", ex=self._ttl)
+
+    async def release(self, update_id: int) -> None:
+        await self._redis.delete(f"{self._prefix}:{update_id}")
 
     async def first_time(self, update_id: int) -> bool:
-        return bool(await self._redis.set(f"{self._prefix}:{update_id}", 1, nx=True, ex=self._ttl))
+        return bool(await self._redis.set(f"{self._prefix}:{update_id}", "done", nx=True, ex=self._ttl))
 
     async def first_times(self, update_ids: list[int]) -> list[bool]:
         # One round trip for a whole batch of chatter instead of one per message.
         async with self._redis.pipeline(transaction=False) as pipe:
             for update_id in update_ids:
-                pipe.set(f"{self._prefix}:{update_id}", 1, nx=True, ex=self._ttl)
+                pipe.set(f"{self._prefix}:{update_id}", "done", nx=True, ex=self._ttl)
             return [bool(r) for r in await pipe.execute()]

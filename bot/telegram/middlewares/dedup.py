@@ -1,4 +1,5 @@
-"""Drops an update whose id was already handled (webhook retries, restarts, double delivery)."""
+"""Drops an update whose id was already handled (webhook retries, restarts, double delivery), and
+records an update as handled only once its handler has finished."""
 
 from __future__ import annotations
 
@@ -8,9 +9,20 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import Update
 
-from bot.telegram.dedup import UpdateLedger
+from bot.telegram.dedup import Claim, UpdateLedger
 
 log = logging.getLogger(__name__)
+
+
+class Busy:
+    """What feeding an update returns when another delivery of it is being handled right now: the
+    webhook answers it with a retry, since that other handling may yet be cut off."""
+
+    def __repr__(self) -> str:
+        return "BUSY"
+
+
+BUSY = Busy()
 
 
 class DedupMiddleware(BaseMiddleware):
@@ -19,11 +31,20 @@ class DedupMiddleware(BaseMiddleware):
         self.dropped = 0
 
     async def __call__(self, handler, event: Update, data: dict[str, Any]) -> Any:
-        if not await self.ledger.first_time(event.update_id):
+        claim = await self.ledger.claim(event.update_id)
+        if claim is not Claim.NEW:
             self.dropped += 1
-            log.info("update %s delivered again; ignored", event.update_id)
-            return None
-        return await handler(event, data)
+            log.info("update %s delivered again (%s); ignored", event.update_id, claim)
+            return BUSY if claim is Claim.BUSY else None
+        try:
+            result = await handler(event, data)
+        except BaseException:
+            # Nothing below handled it (the errors middleware answers what handlers raise): a
+            # redelivery must find it unhandled. Cancelled at shutdown counts too.
+            await self.ledger.release(event.update_id)
+            raise
+        await self.ledger.complete(event.update_id)
+        return result
 
     async def fresh(self, updates: list[Update]) -> list[Update]:
         """The updates not handled before, asking the ledger once for all of them."""
