@@ -37,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cost import StatementCount, target_line  # noqa: E402
 from groupbuy_campaign import build_campaign, utcnow  # noqa: E402
 from orders_race import empty_database, prepare_database  # noqa: E402
 from sqlalchemy import insert, update  # noqa: E402
@@ -53,6 +54,9 @@ LEADER_ID = 7_200_000
 FIRST_MEMBER = 7_200_001
 STOCK = 1_000_000
 PRICE, TEAM_PRICE, SIZE, TEAM_MINUTES, STARS_PER_UNIT = 1000, 800, 10, 60, 50
+# Issue 10's targets: 1,000 teams closed in at most 10 s, and at most half of the statements and CPU
+# per team of before (this benchmark, PostgreSQL, one sweeper).
+SECONDS_TARGET, STATEMENTS_BEFORE, CPU_MS_BEFORE = 10.0, 9.0, 10.0
 CHUNK = 1000  # rows per INSERT: keeps every statement under PostgreSQL's 32,767 parameters
 
 
@@ -192,18 +196,27 @@ async def deadline_round(url: str, *, teams: int, sweepers: int, paid_share: flo
                     if done.empty:
                         return
 
+        counter = StatementCount(engine)
         cpu = time.process_time()
         released = time.perf_counter()
         await asyncio.gather(*(sweeper(k) for k in range(sweepers)))
         wall = time.perf_counter() - released
         cpu = time.process_time() - cpu
+        counter.close()
+        statements = sum(counter.by_task.values())
         async with sessions() as s:
             left = (await s.exec(select(func.count()).where(GroupBuyTeam.status == TeamStatus.OPEN))).one()
         figures, problems = await check_database(sessions, teams=teams, product_id=setup["product_id"], setup=setup,
                                                  closed_by=closed_by)
         if left:
             problems.append(f"{left} teams still open when every sweeper found nothing to do")
-        ok = not problems
+        per_team = [
+            target_line("statements per team", statements / teams, STATEMENTS_BEFORE / 2, "", f"{STATEMENTS_BEFORE:g}"),
+            target_line("CPU per team", cpu * 1000 / teams, CPU_MS_BEFORE / 2, "ms", f"{CPU_MS_BEFORE:g} ms"),
+            # The wall-clock target is scaled to the teams asked for (10 s for 1,000).
+            target_line("time to close them all", wall, SECONDS_TARGET * teams / 1000, "s", "34 s"),
+        ]
+        ok = not problems and all(holds for _, holds in per_team)
         print(label)
         print(f"  {'setup (not timed)':<24} {teams} teams, {setup['orders']} orders ({setup['paid']} paid in Stars) "
               f"in {setup_seconds:.1f} s")
@@ -216,6 +229,8 @@ async def deadline_round(url: str, *, teams: int, sweepers: int, paid_share: flo
         print(f"  {'time to close them all':<24} {wall:.2f} s with {sweepers} sweeper{'s' if sweepers > 1 else ''} · "
               f"{teams / wall:.0f} teams/s · {setup['orders'] / wall:.0f} orders/s")
         print(f"  {'CPU of this process':<24} {cpu:.2f} s of {wall:.2f} s wall")
+        for line, _ in per_team:
+            print(f"  {line}")
         for problem in problems:
             print(f"  FAIL: {problem}")
         return ok

@@ -38,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cost import PerCall, StatementCount, target_line  # noqa: E402
 from groupbuy_campaign import build_campaign, utcnow  # noqa: E402
 from orders_race import empty_database, latency_line, prepare_database  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
@@ -56,6 +57,9 @@ LEADER_ID = 7_100_000
 FIRST_MEMBER = 7_100_001
 STOCK = 100_000
 PRICE, TEAM_PRICE = 1000, 800
+# Issue 10's targets: at most half of what a join() cost before (this benchmark, PostgreSQL, one
+# round: statements per seat taken, CPU of the process per join() call).
+STATEMENTS_BEFORE, CPU_MS_BEFORE = 16.1, 12.0
 
 
 async def open_teams(sessions, *, community_id: int, point_id: int, campaign_id: int, openers: list[int]) -> list[int]:
@@ -144,6 +148,7 @@ async def race_round(url: str, *, members: int, size: int, teams: int, attempts:
         calls_per_member: Counter = Counter()
         ready = 0
         released = 0.0
+        counter, per_call = StatementCount(engine), PerCall.empty()
 
         async def racer(uid: int, first_team: int) -> None:
             nonlocal ready
@@ -158,14 +163,17 @@ async def race_round(url: str, *, members: int, size: int, teams: int, attempts:
                 while calls < attempts:
                     calls += 1
                     started = time.perf_counter() if calls > 1 else released
+                    sent = counter.mine()
                     try:
                         await groupbuy_join.join(
                             s, community=community, ref=JoinRef(campaign_id, JoinMode.TEAM, team_id), user_id=uid,
                             quantity=1, unit_price=TEAM_PRICE, payment_method=PaymentMethod.PICKUP,
                             checkout_key=f"race-{uid}-{calls}", now=utcnow(), pickup_point_id=point_id)
                         outcome = "joined"
+                        per_call.add("seat", counter.mine() - sent)
                     except DomainError as err:
                         refusals[err.code] += 1
+                        per_call.add(err.code, counter.mine() - sent)
                     except Exception as exc:  # a pool timeout or a deadlock is a finding, not a crash
                         errors[type(exc).__name__] += 1
                         outcome = "error"
@@ -194,6 +202,7 @@ async def race_round(url: str, *, members: int, size: int, teams: int, attempts:
         await asyncio.gather(*tasks)
         wall = time.perf_counter() - released
         cpu = time.process_time() - cpu
+        counter.close()
 
         joined = outcomes["joined"]
         figures, problems = await check_database(sessions, campaign_id=campaign_id, product_id=product_id, size=size,
@@ -201,6 +210,10 @@ async def race_round(url: str, *, members: int, size: int, teams: int, attempts:
         if errors:
             problems.append(f"errors: {dict(errors)}")
         calls = sum(n * c for n, c in calls_per_member.items())
+        statements, statements_ok = target_line("statements per seat", per_call.mean("seat"), STATEMENTS_BEFORE / 2, "",
+                                                f"{STATEMENTS_BEFORE:g}")
+        cpu_line, cpu_ok = target_line("CPU per join()", cpu * 1000 / max(1, calls), CPU_MS_BEFORE / 2, "ms",
+                                       f"{CPU_MS_BEFORE:g} ms")
         ok = not problems
         refused = ", ".join(f"{code} {n}" for code, n in refusals.most_common()) or "none"
         print(label)
@@ -215,9 +228,12 @@ async def race_round(url: str, *, members: int, size: int, teams: int, attempts:
         print(f"  {latency_line('member done', done_latency)}")
         print(f"  {'throughput':<24} {joined / wall:.0f} joins/s, {calls / wall:.0f} join() calls/s")
         print(f"  {'wall time':<24} {wall * 1000:.1f} ms (CPU of this process meanwhile: {cpu * 1000:.0f} ms)")
+        print(f"  {statements}")
+        print(f"  {'statements by outcome':<24} {per_call.describe()}")
+        print(f"  {cpu_line}")
         for problem in problems:
             print(f"  FAIL: {problem}")
-        return ok
+        return ok and statements_ok and cpu_ok
     finally:
         await engine.dispose()
 

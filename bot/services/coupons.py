@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, not_, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -121,19 +121,25 @@ async def check(session: AsyncSession, coupon: Coupon, *, user_id: int, subtotal
 
 
 async def redeem(session: AsyncSession, coupon: Coupon, *, user_id: int, order_id: int, now: datetime) -> None:
-    """Take the coupon for this order, inside the caller's transaction (does not commit)."""
-    stmt = update(Coupon).where(Coupon.id == coupon.id)
+    """Take the coupon for this order, inside the caller's transaction (does not commit). Refused
+    with `coupon_used`, it leaves nothing written: the caller's transaction goes on without it."""
+    coupons = Coupon.__table__.c
+    stmt = update(Coupon.__table__).where(coupons.id == coupon.id)
     if coupon.single_use:
-        stmt = stmt.where(Coupon.uses == 0)
-    result = await session.execute(stmt.values(uses=Coupon.uses + 1))
-    if result.rowcount != 1:
+        stmt = stmt.where(coupons.uses == 0)
+    taken = (await session.execute(stmt.values(uses=coupons.uses + 1).returning(coupons.uses))).first()
+    if taken is None:
         raise DomainError("coupon_used")
-    try:
-        async with session.begin_nested():
-            session.add(CouponRedemption(coupon_id=coupon.id, order_id=order_id, user_id=user_id, created_at=now))
-            await session.flush()
-    except IntegrityError:
-        raise DomainError("coupon_used") from None
+    # ON CONFLICT DO NOTHING rather than a savepoint: the (coupon, member) row already there means
+    # this member used the coupon, and the caller's transaction stays usable.
+    recorded = await session.execute(
+        insert_for(session, CouponRedemption.__table__)
+        .values(coupon_id=coupon.id, order_id=order_id, user_id=user_id, created_at=now).on_conflict_do_nothing())
+    if recorded.rowcount != 1:
+        await session.execute(update(Coupon.__table__).where(coupons.id == coupon.id).values(uses=coupons.uses - 1))
+        raise DomainError("coupon_used")
+    # The caller's coupon counts this use, as if read again (a later check in this session refuses it).
+    set_committed_value(coupon, "uses", taken.uses)
 
 
 async def release(session: AsyncSession, *, order_id: int) -> None:

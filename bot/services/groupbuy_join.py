@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import case, func, update
+from sqlalchemy import bindparam, case, delete, exists, func, insert, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -176,101 +176,155 @@ async def quote(session: AsyncSession, *, community: Community, ref: JoinRef, us
     return orders.Quote(tgt.product, quantity, tgt.unit_price, subtotal, discount, subtotal - discount, coupon)
 
 
-class _Seat:
-    """The seat an order takes (orders.Seat)."""
+_teams, _campaigns = GroupBuyTeam.__table__, GroupBuy.__table__
+_orders = Order.__table__
+# `in_team` and `teams_joined` in one statement, built once.
+_MEMBER_IN_TEAMS = select(
+    exists().where(_orders.c.team_id == bindparam("b_team"), _orders.c.user_id == bindparam("b_user"),
+                   _orders.c.status.in_(SEATED)),
+    select(func.count(func.distinct(_orders.c.team_id))).select_from(_orders.join(_teams, _teams.c.id == _orders.c.team_id))
+    .where(_orders.c.group_buy_id == bindparam("b_campaign"), _orders.c.user_id == bindparam("b_user"),
+           _orders.c.status.in_(SEATED), _teams.c.opener_id != bindparam("b_user")).scalar_subquery())
 
-    def __init__(self, ref: JoinRef, community_id: int) -> None:
+
+def _card_stale():
+    """SET refresh_due so: the campaign's card (if posted) shows old progress (as `mark_card_stale`)."""
+    return case((_campaigns.c.message_id.is_not(None), True), else_=_campaigns.c.refresh_due)
+
+
+class _Seat:
+    """The seat an order takes (orders.Seat), written with Core statements: the conditional UPDATE
+    (or the new team) returns what the checks and the caller need, so nothing is read back."""
+
+    def __init__(self, ref: JoinRef, campaign: GroupBuy) -> None:
         self.ref = ref
-        self.community_id = community_id
-        self.team_id: int | None = None
+        self.campaign = campaign
+        self.team_row: Any = None  # the team as this order left it (RETURNING), for the caller
+        self.member_limit: int | None = None
+        self.units = 0  # added to a threshold campaign by this order
         self.completed = False
 
     async def take(self, session: AsyncSession, *, user_id: int, quantity: int, unit_price: int,
                    now: datetime) -> dict[str, Any]:
         ref = self.ref
         if ref.mode is JoinMode.OPEN:
-            team = await self._open(session, user_id=user_id, unit_price=unit_price, now=now)
+            await self._open(session, user_id=user_id, unit_price=unit_price, now=now)
         elif ref.mode is JoinMode.TEAM:
-            team = await self._sit(session, user_id=user_id, unit_price=unit_price, now=now)
+            await self._sit(session, unit_price=unit_price, now=now)
         else:
-            team = None
-            await self._add_units(session, user_id=user_id, quantity=quantity, unit_price=unit_price, now=now)
-        self.team_id = team.id if team is not None else None
+            await self._add_units(session, quantity=quantity, unit_price=unit_price, now=now)
         invited_by = ref.invited_by if ref.invited_by not in (None, user_id) else None
-        return {"group_buy_id": ref.group_buy_id, "team_id": self.team_id, "invited_by": invited_by}
+        team_id = self.team_row.id if self.team_row is not None else None
+        return {"group_buy_id": ref.group_buy_id, "team_id": team_id, "invited_by": invited_by}
 
-    async def _refusal(self, session: AsyncSession, now: datetime) -> DomainError:
-        """Why the conditional UPDATE found nothing: the state as it is now."""
+    async def _refusal(self, session: AsyncSession, now: datetime, unit_price: int) -> DomainError:
+        """Why the conditional UPDATE found nothing: the state as it is now (a full team, the most
+        common reason in a rush, is told from the team's row alone)."""
         try:
-            await target(session, ref=self.ref, community_id=self.community_id, now=now, refresh=True)
+            if self.ref.mode is JoinMode.TEAM:
+                team = await session.get(GroupBuyTeam, self.ref.team_id or 0, populate_existing=True)
+                if team is None or team.group_buy_id != self.ref.group_buy_id:
+                    raise DomainError("team_unknown")
+                _check_team_open(team, now)
+            tgt = await target(session, ref=self.ref, community_id=self.campaign.community_id, now=now, refresh=True)
         except DomainError as err:
             return err
+        if tgt.unit_price != unit_price:
+            return DomainError("price_changed", price=tgt.unit_price)
         return DomainError("groupbuy_closed")
 
-    async def _open(self, session: AsyncSession, *, user_id: int, unit_price: int, now: datetime) -> GroupBuyTeam:
-        # The campaign's row lock serialises openings, so the member's open limit holds.
-        locked = await session.execute(
-            update(GroupBuy).where(GroupBuy.id == self.ref.group_buy_id, GroupBuy.community_id == self.community_id,
-                                   GroupBuy.kind == GroupBuyKind.TEAM, GroupBuy.status == GroupBuyStatus.LIVE,
-                                   col(GroupBuy.starts_at) <= now, col(GroupBuy.ends_at) > now)
-            .values(updated_at=now))
-        if locked.rowcount != 1:
-            raise await self._refusal(session, now)
-        campaign = await _campaign(session, self.ref.group_buy_id, refresh=True)
-        if campaign.price != unit_price:
-            raise DomainError("price_changed", price=campaign.price)
-        await _check_member(session, Target(campaign, None, None, JoinMode.OPEN), user_id, 1)
-        number = (await session.exec(select(func.coalesce(func.max(GroupBuyTeam.number), 0))
-                                     .where(GroupBuyTeam.group_buy_id == campaign.id))).one() + 1
-        team = GroupBuyTeam(group_buy_id=campaign.id, community_id=campaign.community_id, number=number, opener_id=user_id,
-                            size=campaign.team_size, price=campaign.price, seats=1, status=TeamStatus.OPEN, opened_at=now,
-                            deadline_at=now + timedelta(minutes=campaign.team_minutes))
-        session.add(team)
-        await session.flush()
-        return team
+    def _open_campaign(self, now: datetime):
+        c = _campaigns.c
+        return [c.id == self.ref.group_buy_id, c.community_id == self.campaign.community_id, c.status == GroupBuyStatus.LIVE,
+                c.starts_at <= now, c.ends_at > now]
 
-    async def _sit(self, session: AsyncSession, *, user_id: int, unit_price: int, now: datetime) -> GroupBuyTeam:
-        last_seat = GroupBuyTeam.seats + 1 >= GroupBuyTeam.size
-        taken = await session.execute(
-            update(GroupBuyTeam)
-            .where(GroupBuyTeam.id == (self.ref.team_id or 0), GroupBuyTeam.group_buy_id == self.ref.group_buy_id,
-                   GroupBuyTeam.status == TeamStatus.OPEN, GroupBuyTeam.seats < GroupBuyTeam.size,
-                   col(GroupBuyTeam.deadline_at) > now)
-            .values(seats=GroupBuyTeam.seats + 1,
+    async def _open(self, session: AsyncSession, *, user_id: int, unit_price: int, now: datetime) -> None:
+        # The campaign's row lock serialises openings, so the member's open limit holds.
+        c = _campaigns.c
+        locked = (await session.execute(
+            update(_campaigns).where(*self._open_campaign(now), c.kind == GroupBuyKind.TEAM, c.price == unit_price)
+            .values(updated_at=now, refresh_due=_card_stale())
+            .returning(c.team_size, c.team_minutes, c.open_limit))).first()
+        if locked is None:
+            raise await self._refusal(session, now, unit_price)
+        if await teams_opened(session, group_buy_id=self.ref.group_buy_id, user_id=user_id) >= locked.open_limit:
+            raise DomainError("team_open_limit", limit=locked.open_limit)
+        t = _teams.c
+        number = select(func.coalesce(func.max(t.number), 0) + 1).where(t.group_buy_id == self.ref.group_buy_id)
+        self.team_row = (await session.execute(
+            insert(_teams).values(group_buy_id=self.ref.group_buy_id, community_id=self.campaign.community_id,
+                                  number=number.scalar_subquery(), opener_id=user_id, size=locked.team_size, price=unit_price,
+                                  seats=1, status=TeamStatus.OPEN, opened_at=now,
+                                  deadline_at=now + timedelta(minutes=locked.team_minutes), announce_due=False)
+            .returning(*_teams.c))).one()
+
+    async def _sit(self, session: AsyncSession, *, unit_price: int, now: datetime) -> None:
+        t, c = _teams.c, _campaigns.c
+        last_seat = t.seats + 1 >= t.size
+        # A team campaign still takes seats in open teams after its window for new teams ended, not
+        # once the leader ended it.
+        joinable = exists().where(c.id == t.group_buy_id, c.status.in_((GroupBuyStatus.LIVE, GroupBuyStatus.ENDED)),
+                                  c.close_reason.is_(None) | (c.close_reason != "ended_by_leader"))
+        self.team_row = (await session.execute(
+            update(_teams)
+            .where(t.id == (self.ref.team_id or 0), t.group_buy_id == self.ref.group_buy_id, t.status == TeamStatus.OPEN,
+                   t.seats < t.size, t.deadline_at > now, t.price == unit_price, joinable)
+            .values(seats=t.seats + 1,
                     status=case((last_seat, TeamStatus.SUCCEEDED.value), else_=TeamStatus.OPEN.value),
                     closed_at=case((last_seat, now), else_=None),
                     close_reason=case((last_seat, "filled"), else_=None),
-                    announce_due=last_seat))
-        if taken.rowcount != 1:
-            raise await self._refusal(session, now)
-        team = await session.get(GroupBuyTeam, self.ref.team_id, populate_existing=True)
-        campaign = await _campaign(session, self.ref.group_buy_id)
-        if campaign.status not in (GroupBuyStatus.LIVE, GroupBuyStatus.ENDED) or campaign.close_reason == "ended_by_leader":
-            raise DomainError("groupbuy_closed")
-        if team.price != unit_price:
-            raise DomainError("price_changed", price=team.price)
-        await _check_member(session, Target(campaign, None, team, JoinMode.TEAM), user_id, 1)
-        self.completed = team.status == TeamStatus.SUCCEEDED
-        return team
+                    announce_due=last_seat)
+            .returning(*_teams.c))).first()
+        if self.team_row is None:
+            raise await self._refusal(session, now, unit_price)
+        self.completed = self.team_row.status == TeamStatus.SUCCEEDED
 
-    async def _add_units(self, session: AsyncSession, *, user_id: int, quantity: int, unit_price: int,
-                         now: datetime) -> None:
-        added = await session.execute(
-            update(GroupBuy).where(GroupBuy.id == self.ref.group_buy_id, GroupBuy.community_id == self.community_id,
-                                   GroupBuy.kind == GroupBuyKind.THRESHOLD, GroupBuy.status == GroupBuyStatus.LIVE,
-                                   col(GroupBuy.starts_at) <= now, col(GroupBuy.ends_at) > now)
-            .values(units=GroupBuy.units + quantity, updated_at=now))
-        if added.rowcount != 1:
-            raise await self._refusal(session, now)
-        campaign = await _campaign(session, self.ref.group_buy_id, refresh=True)
-        if campaign.price != unit_price:
-            raise DomainError("price_changed", price=campaign.price)
-        await _check_member(session, Target(campaign, None, None, JoinMode.THRESHOLD), user_id, quantity)
+    async def _add_units(self, session: AsyncSession, *, quantity: int, unit_price: int, now: datetime) -> None:
+        c = _campaigns.c
+        added = (await session.execute(
+            update(_campaigns).where(*self._open_campaign(now), c.kind == GroupBuyKind.THRESHOLD, c.price == unit_price)
+            .values(units=c.units + quantity, updated_at=now, refresh_due=_card_stale())
+            .returning(c.member_limit))).first()
+        if added is None:
+            raise await self._refusal(session, now, unit_price)
+        self.member_limit, self.units = added.member_limit, quantity
+
+    async def check_member(self, session: AsyncSession, *, user_id: int, quantity: int) -> None:
+        # Counted under the product's lock (taken after the seat's), which every order of the
+        # campaign takes: one member's checkouts into two different teams cannot both pass.
+        campaign, ref = self.campaign, self.ref
+        if ref.mode is JoinMode.TEAM:
+            already_in, joined = (await session.execute(
+                _MEMBER_IN_TEAMS, {"b_team": self.team_row.id, "b_user": user_id, "b_campaign": campaign.id})).one()
+            if already_in:
+                raise DomainError("team_already_in", number=self.team_row.number)
+            if joined >= campaign.join_limit:
+                raise DomainError("team_join_limit", limit=campaign.join_limit)
+        elif ref.mode is JoinMode.THRESHOLD and self.member_limit is not None:
+            held = await units_held(session, group_buy_id=campaign.id, user_id=user_id)
+            if held + quantity > self.member_limit:
+                raise DomainError("groupbuy_member_limit", limit=self.member_limit, left=max(0, self.member_limit - held))
+
+    async def give_back(self, session: AsyncSession) -> None:
+        ref, t = self.ref, _teams.c
+        if ref.mode is JoinMode.OPEN:
+            await session.execute(delete(_teams).where(t.id == self.team_row.id))
+        elif ref.mode is JoinMode.TEAM:
+            # The team was open before this seat (the UPDATE's condition), closing fields empty.
+            back = {"status": TeamStatus.OPEN, "closed_at": None, "close_reason": None, "announce_due": False} \
+                if self.completed else {}
+            await session.execute(update(_teams).where(t.id == self.team_row.id).values(seats=t.seats - 1, **back))
+        else:
+            c = _campaigns.c
+            await session.execute(update(_campaigns).where(c.id == ref.group_buy_id)
+                                  .values(units=c.units - self.units))
+        self.team_row, self.completed = None, False
 
     async def placed(self, session: AsyncSession, order: Order, now: datetime) -> None:
         if self.completed:
-            await confirm_team_orders(session, team_id=self.team_id, now=now)
-        await mark_card_stale(session, group_buy_id=self.ref.group_buy_id)
+            await confirm_team_orders(session, team_id=self.team_row.id, now=now)
+        if self.ref.mode is JoinMode.TEAM:  # the other modes marked the card with their UPDATE
+            await mark_card_stale(session, group_buy_id=self.ref.group_buy_id)
 
 
 async def confirm_team_orders(session: AsyncSession, *, team_id: int, now: datetime) -> int:
@@ -290,13 +344,17 @@ async def join(session: AsyncSession, *, community: Community, ref: JoinRef, use
     A double tap or a redelivered Confirm (same checkout key) finds the order already made.
     """
     campaign = await _campaign(session, ref.group_buy_id)
-    if campaign.community_id != community.id:
+    expected = GroupBuyKind.THRESHOLD if ref.mode is JoinMode.THRESHOLD else GroupBuyKind.TEAM
+    if campaign.community_id != community.id or campaign.kind != expected:
         raise DomainError("groupbuy_unknown")
-    seat = _Seat(ref, community.id)
+    seat = _Seat(ref, campaign)
     placed = await orders.place(
         session, community=community, user_id=user_id, product_id=campaign.product_id, quantity=quantity,
         unit_price=unit_price, payment_method=payment_method, checkout_key=checkout_key, now=now,
         pickup_point_id=pickup_point_id, delivery_address=delivery_address, coupon_code=coupon_code, seat=seat)
-    team_id = placed.order.team_id
-    team = await session.get(GroupBuyTeam, team_id, populate_existing=True) if team_id else None
+    team = None
+    if placed.created and seat.team_row is not None:
+        team = orders.adopt(session, GroupBuyTeam, seat.team_row._mapping)
+    elif placed.order.team_id is not None:
+        team = await session.get(GroupBuyTeam, placed.order.team_id, populate_existing=True)
     return Joined(placed.order, placed.created, team, completed=placed.created and seat.completed)

@@ -16,21 +16,29 @@ the product, then the coupon — so a join, a cancellation and a close cannot de
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from math import ceil
-from typing import Any, Protocol
+from types import EllipsisType
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, case, func, update
+from sqlalchemy import ColumnElement, bindparam, case, delete, exists, func, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.core.numbers import whole_number
 from bot.services import audit, coupons, group_seats
 from bot.services.errors import DomainError
 from bot.services.money import precision
 from bot.services.products import mark_cards_stale
 from bot.services.shop_settings import ShopSettings, shop_settings
+from bot.services.upsert import insert_in
 from models import Community, PickupPoint, User
 from models.shop import Coupon, Order, OrderStatus, PaymentMethod, Product, ProductStatus
 
@@ -43,6 +51,7 @@ OPEN = (OrderStatus.PENDING_PAYMENT, OrderStatus.PAID, OrderStatus.FULFILLED, Or
         OrderStatus.CONFIRMED)
 # States from which the buyer may still cancel (within the community's cancel window).
 MEMBER_CANCELLABLE = (OrderStatus.PENDING_PAYMENT, OrderStatus.PAID, OrderStatus.AWAITING_GROUP)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +70,17 @@ class Seat(Protocol):
 
     async def take(self, session: AsyncSession, *, user_id: int, quantity: int, unit_price: int,
                    now: datetime) -> dict[str, Any]:
-        """Take the seat (the first write, locking the team or campaign) or raise; returns the
-        order's group columns."""
+        """Take the seat (the first write, locking the team or campaign) or raise, leaving nothing
+        written; returns the order's group columns."""
+
+    async def check_member(self, session: AsyncSession, *, user_id: int, quantity: int) -> None:
+        """The member's own limits in the group-buy, counted under the product's lock, or raise."""
+
+    async def give_back(self, session: AsyncSession) -> None:
+        """Undo `take`: the order was refused after it."""
 
     async def placed(self, session: AsyncSession, order: Order, now: datetime) -> None:
-        """The order exists (flushed): confirm the team if this order filled it."""
+        """The order exists: confirm the team if this order filled it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +93,9 @@ def parse_quantity(raw: str) -> int:
     text = raw.strip()
     if text.startswith("-"):
         raise DomainError("quantity_negative")
-    if not text.isdigit():
+    value = whole_number(text)
+    if value is None:
         raise DomainError("quantity_format", value=text[:16])
-    value = int(text)
     if value == 0:
         raise DomainError("quantity_zero")
     if value > QUANTITY_MAX:
@@ -116,11 +131,8 @@ def check_sellable(product: Product, quantity: int) -> None:
 
 
 async def check_member_limit(session: AsyncSession, product: Product, user_id: int, quantity: int) -> None:
-    if product.per_member_limit is None:
-        return
-    already = await bought_by(session, product_id=product.id, user_id=user_id)
-    if already + quantity > product.per_member_limit:
-        raise DomainError("quantity_over_limit", limit=product.per_member_limit, left=max(0, product.per_member_limit - already))
+    if product.per_member_limit is not None:
+        _check_limit(product.per_member_limit, await bought_by(session, product_id=product.id, user_id=user_id), quantity)
 
 
 async def quote(session: AsyncSession, *, community: Community, product_id: int, user_id: int, quantity: int,
@@ -168,83 +180,187 @@ async def place(
     nothing to pay (a coupon covers it all) is settled at once: Telegram sends no invoice for 0.
     With a `seat` (a group-buy) the seat checks the group price, and the order waits in
     awaiting-group once nothing is left to pay online.
+
+    In a rush this is the queue every member waits in, so it sends few statements, all Core: the
+    reservation (which also checks the pickup point), the order (whose checkout key's unique
+    constraint answers a double tap), the cards' stale marks, the commit. A refusal after a write
+    undoes what was written in the same transaction, under the locks those writes took, so no
+    one saw it; neither a savepoint (two more statements each time) nor a rollback (which would
+    expire what the caller loaded in this session and words the refusal from) is needed.
     """
-    existing = await by_checkout_key(session, checkout_key)
-    if existing is not None:
-        return Placed(existing, created=False)
     settings = shop_settings(community)
-    await _check_fulfilment(session, community, pickup_point_id, delivery_address)
     if not 1 <= quantity <= QUANTITY_MAX:
         raise DomainError("quantity_zero" if quantity < 1 else "quantity_too_large", max=QUANTITY_MAX)
-    reserved_product = None
+    _check_delivery(community, pickup_point_id, delivery_address)
+    undo: list[Callable[[], Awaitable[Any]]] = []
+    existing_id: int | None | EllipsisType = ...  # the order this checkout made, once looked up
     try:
-        # A savepoint: a refusal rolls back this attempt only. A full rollback would expire all the
-        # caller loaded in this session (community, product, user), which the handler words the
-        # refusal from.
-        async with session.begin_nested():
-            group = await seat.take(session, user_id=user_id, quantity=quantity, unit_price=unit_price, now=now) if seat else {}
-            price_check = Product.price == unit_price if seat is None else True
-            reserved = await session.execute(
-                update(Product)
-                .where(Product.id == product_id, Product.community_id == community.id, Product.status == ProductStatus.ACTIVE,
-                       price_check, (col(Product.stock).is_(None)) | (col(Product.stock) >= quantity))
-                # NULL stock (unlimited) stays NULL: NULL - n is NULL in SQL.
-                .values(stock=Product.stock - quantity, sold=Product.sold + quantity, updated_at=now)
-            )
-            if reserved.rowcount != 1:
-                product = await session.get(Product, product_id, populate_existing=True)
-                if product is None or product.community_id != community.id:
-                    raise DomainError("product_unknown")
-                check_sellable(product, quantity)
-                raise DomainError("price_changed", price=product.price)
-            product = reserved_product = await session.get(Product, product_id, populate_existing=True)
-            # Counted under the lock the reservation took, so two checkouts by one member cannot
-            # both pass; this order's row does not exist yet.
-            await check_member_limit(session, product, user_id, quantity)
-            subtotal = unit_price * quantity
-            coupon, discount = None, 0
-            if coupon_code:
-                coupon = await coupons.find(session, community_id=community.id, code=coupon_code)
-                discount = await coupons.check(session, coupon, user_id=user_id, subtotal=subtotal, now=now)
-            total = subtotal - discount
-            free = total == 0
-            if not free:
-                _check_payment_method(settings, payment_method)
-            online = payment_method in (PaymentMethod.PROVIDER, PaymentMethod.STARS)
-            if seat is None:
-                status = OrderStatus.PAID if free else OrderStatus.PENDING_PAYMENT
-            else:
-                status = OrderStatus.PENDING_PAYMENT if online and not free else OrderStatus.AWAITING_GROUP
-            order = Order(
-                community_id=community.id, product_id=product_id, user_id=user_id, quantity=quantity,
-                unit_price=unit_price, discount=discount, total=total, currency=community.currency,
-                stars_total=stars_for(total, community.currency, settings.stars_per_unit) if payment_method == PaymentMethod.STARS and not free else None,
-                status=status, payment_method=payment_method, pickup_point_id=pickup_point_id,
-                delivery_address=delivery_address, coupon_id=coupon.id if coupon else None, checkout_key=checkout_key,
-                expires_at=now + timedelta(minutes=settings.unpaid_minutes) if online and status == OrderStatus.PENDING_PAYMENT else None,
-                created_at=now, updated_at=now, **group,
-            )
-            session.add(order)
-            await session.flush()
-            if coupon is not None:
-                await coupons.redeem(session, coupon, user_id=user_id, order_id=order.id, now=now)
-            if seat is not None:
-                await seat.placed(session, order, now)
-            await mark_cards_stale(session, product_id=product_id)
+        subtotal = unit_price * quantity
+        coupon, discount = None, 0
+        if coupon_code:
+            # Read before the locks; `coupons.redeem` takes it atomically below.
+            coupon = await coupons.find(session, community_id=community.id, code=coupon_code)
+            discount = await coupons.check(session, coupon, user_id=user_id, subtotal=subtotal, now=now)
+        total = subtotal - discount
+        free = total == 0
+        if not free:
+            _check_payment_method(settings, payment_method)
+        group: dict[str, Any] = {}
+        if seat is not None:
+            group = await seat.take(session, user_id=user_id, quantity=quantity, unit_price=unit_price, now=now)
+            undo.append(lambda: seat.give_back(session))
+        # Named apart from the columns: an UPDATE takes a parameter named as a column for its SET.
+        params = {"b_product": product_id, "b_community": community.id, "b_quantity": quantity, "b_now": now,
+                  "b_price": unit_price, "b_point": pickup_point_id, "b_key": checkout_key}
+        reserved = (await session.execute(
+            _reservation(price=seat is None, pickup=pickup_point_id is not None), params)).first()
+        if reserved is None:
+            refusal, existing_id = await _unreserved(session, community=community, quantity=quantity, params=params)
+            raise refusal
+        undo.append(lambda: session.execute(_UNRESERVE, params))
+        # Counted under the lock the reservation took (every order of this product takes it), so
+        # two checkouts by one member cannot both pass; this order's row does not exist yet.
+        if reserved.per_member_limit is not None:
+            _check_limit(reserved.per_member_limit, await bought_by(session, product_id=product_id, user_id=user_id),
+                         quantity)
+        if seat is not None:
+            await seat.check_member(session, user_id=user_id, quantity=quantity)
+        online = payment_method in (PaymentMethod.PROVIDER, PaymentMethod.STARS)
+        if seat is None:
+            status = OrderStatus.PAID if free else OrderStatus.PENDING_PAYMENT
+        else:
+            status = OrderStatus.PENDING_PAYMENT if online and not free else OrderStatus.AWAITING_GROUP
+        row = (await session.execute(_new_order(session.get_bind().dialect.name), {**dict(
+            community_id=community.id, product_id=product_id, user_id=user_id, quantity=quantity,
+            unit_price=unit_price, discount=discount, total=total, currency=community.currency,
+            stars_total=stars_for(total, community.currency, settings.stars_per_unit) if payment_method == PaymentMethod.STARS and not free else None,
+            status=status, payment_method=payment_method, pickup_point_id=pickup_point_id,
+            delivery_address=delivery_address, coupon_id=coupon.id if coupon else None, checkout_key=checkout_key,
+            expires_at=now + timedelta(minutes=settings.unpaid_minutes) if online and status == OrderStatus.PENDING_PAYMENT else None,
+            credit=0, created_at=now, updated_at=now, group_buy_id=None, team_id=None, invited_by=None), **group,
+        })).first()
+        if row is None:
+            # This checkout confirmed twice at once: the other attempt made the order.
+            return Placed(await _give_up(session, undo, checkout_key, ...), created=False)
+        order = adopt(session, Order, row._mapping)
+        undo.append(lambda: session.execute(_DROP_ORDER, {"order_id": order.id}))
+        if coupon is not None:
+            await coupons.redeem(session, coupon, user_id=user_id, order_id=order.id, now=now)
+        if seat is not None:
+            await seat.placed(session, order, now)
+        await mark_cards_stale(session, product_id=product_id)
         await session.commit()
-        return Placed(order, created=True)
-    except (IntegrityError, DomainError):
-        if reserved_product is not None:
-            # Read with this attempt's reservation in it: show the caller the row as it is.
-            await session.refresh(reserved_product)
+    except DomainError:
         # The same checkout confirmed twice at once: the other attempt made the order while this
-        # one waited for the lock, then found the stock, the limit or the coupon taken by it, or
-        # hit the checkout key's unique constraint.
-        existing = await by_checkout_key(session, checkout_key)
-        await session.commit()
+        # one waited for the lock, then found the stock, the limit or the coupon taken by it.
+        existing = await _give_up(session, undo, checkout_key, existing_id)
         if existing is not None:
             return Placed(existing, created=False)
         raise
+    if (product := session.identity_map.get(identity_key(Product, product_id))) is not None:
+        # The caller's product as the reservation left it, without reading it back.
+        for name in ("stock", "sold", "updated_at"):
+            set_committed_value(product, name, getattr(reserved, name))
+    return Placed(order, created=True)
+
+
+_products, _orders = Product.__table__, Order.__table__
+# Statements built once: building and hashing a statement cost more CPU than sending it.
+_UNRESERVE = (update(_products).where(_products.c.id == bindparam("b_product"))
+              .values(stock=_products.c.stock + bindparam("b_quantity"), sold=_products.c.sold - bindparam("b_quantity")))
+_DROP_ORDER = delete(_orders).where(_orders.c.id == bindparam("order_id"))
+_EXISTING = select(_orders.c.id).where(_orders.c.checkout_key == bindparam("b_key")).scalar_subquery()
+_UNSELLABLE = (select(Product, _EXISTING).where(Product.id == bindparam("b_product"))
+               .execution_options(populate_existing=True))
+
+
+@cache
+def _reservation(*, price: bool, pickup: bool):
+    """The conditional UPDATE that reserves stock, or matches nothing when the product cannot be
+    sold now (state, stock, the price the member saw, a pickup point that is not this community's)."""
+    products = _products.c
+    quantity = bindparam("b_quantity")
+    where = [products.id == bindparam("b_product"), products.community_id == bindparam("b_community"),
+             products.status == ProductStatus.ACTIVE, products.stock.is_(None) | (products.stock >= quantity)]
+    if price:
+        where.append(products.price == bindparam("b_price"))
+    if pickup:
+        points = PickupPoint.__table__.c
+        where.append(exists().where(points.id == bindparam("b_point"),
+                                    points.community_id == bindparam("b_community"), points.removed_at.is_(None)))
+    # NULL stock (unlimited) stays NULL: NULL - n is NULL in SQL.
+    return (update(_products).where(*where)
+            .values(stock=products.stock - quantity, sold=products.sold + quantity, updated_at=bindparam("b_now"))
+            .returning(products.per_member_limit, products.stock, products.sold, products.updated_at))
+
+
+@cache
+def _new_order(dialect: str):
+    return insert_in(dialect, _orders).on_conflict_do_nothing(index_elements=["checkout_key"]).returning(*_orders.c)
+
+
+async def _unreserved(session: AsyncSession, *, community: Community, quantity: int,
+                      params: dict[str, Any]) -> tuple[DomainError, int | None]:
+    """Why the reservation matched nothing, read as things are now (the caller's product included),
+    and the order this checkout already made, if any, in the same statement."""
+    found = (await session.execute(_UNSELLABLE, params)).first()
+    if found is None:
+        return DomainError("product_unknown"), None
+    product, existing_id = found
+    if product.community_id != community.id:
+        return DomainError("product_unknown"), existing_id
+    try:
+        check_sellable(product, quantity)
+    except DomainError as err:
+        return err, existing_id
+    if params["b_point"] is not None:
+        point = await session.get(PickupPoint, params["b_point"])
+        if point is None or point.community_id != community.id or point.removed_at is not None:
+            return DomainError("pickup_unknown"), existing_id
+    return DomainError("price_changed", price=product.price), existing_id
+
+
+async def _give_up(session: AsyncSession, undo: list[Callable[[], Awaitable[Any]]], checkout_key: str,
+                   existing_id: int | None | EllipsisType) -> Order | None:
+    """Undo this attempt's writes and commit; the order its checkout already made, if any."""
+    for step in reversed(undo):
+        await step()
+    if existing_id is ...:
+        existing = await by_checkout_key(session, checkout_key)
+    else:
+        existing = await session.get(Order, existing_id) if existing_id is not None else None
+    await session.commit()
+    return existing
+
+
+def adopt(session: AsyncSession, model: type[T], row: Mapping[str, Any]) -> T:
+    """The ORM object of a row this transaction wrote with Core (every column, from RETURNING), as
+    if the session had loaded it: callers read it as before, and nothing reads the row back."""
+    found = session.identity_map.get(identity_key(model, row["id"]))
+    if found is not None:
+        for name, value in row.items():
+            set_committed_value(found, name, value)
+        return found
+    obj = model(**row)
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
+
+
+def _check_limit(limit: int, already: int, quantity: int) -> None:
+    if already + quantity > limit:
+        raise DomainError("quantity_over_limit", limit=limit, left=max(0, limit - already))
+
+
+def _check_delivery(community: Community, pickup_point_id: int | None, delivery_address: str | None) -> None:
+    """A pickup point (checked by the reservation) or a delivery address the shop accepts."""
+    if pickup_point_id is not None:
+        return
+    if delivery_address is None:
+        raise DomainError("pickup_required")
+    if not shop_settings(community).delivery_enabled:
+        raise DomainError("delivery_disabled")
+    clean_address(delivery_address)
 
 
 def _check_payment_method(settings: ShopSettings, method: PaymentMethod) -> None:
@@ -264,21 +380,6 @@ def clean_address(raw: str) -> str:
     if len(address) > ADDRESS_MAX:
         raise DomainError("address_too_long", max=ADDRESS_MAX)
     return address
-
-
-async def _check_fulfilment(session: AsyncSession, community: Community, pickup_point_id: int | None,
-                            delivery_address: str | None) -> None:
-    if pickup_point_id is not None:
-        point = await session.get(PickupPoint, pickup_point_id)
-        if point is None or point.community_id != community.id or point.removed_at is not None:
-            raise DomainError("pickup_unknown")
-        return
-    if delivery_address is not None:
-        if not shop_settings(community).delivery_enabled:
-            raise DomainError("delivery_disabled")
-        clean_address(delivery_address)
-        return
-    raise DomainError("pickup_required")
 
 
 async def get(session: AsyncSession, order_id: int) -> Order:
