@@ -1,8 +1,8 @@
-"""The one way out for bot-initiated messages: scheduled posts, notifications, DMs, broadcasts.
+"""The one way out for bot-initiated messages and for replies in groups.
 
-Replies to a user's own command go straight through the bot; everything the bot starts by
-itself goes through a `Sender`, so that Telegram's limits, its errors and its 403s are handled in
-one place:
+Replies to a user's own command in a private chat go straight through the bot; everything the
+bot starts by itself, and every reply it owes a group (bot/telegram/group_reply.py), goes through
+a `Sender`, so that Telegram's limits, its errors and its 403s are handled in one place:
 
 - Before every attempt the shared `SendBudget` is asked; Telegram should never have to say 429.
 - Each chat has its own queue (a lane) served by at most one worker at a time, so messages into
@@ -98,7 +98,7 @@ class Sender:
 
     `clock` gives the time recorded with database changes (a user who blocked the bot, a group
     that removed it). Call `start()` before sending and `stop()` before closing the database;
-    `stats` holds the counters.
+    `stats` holds the counters; `budget` is the shared budget every attempt asks first.
     """
 
     def __init__(
@@ -115,7 +115,7 @@ class Sender:
         self.stats = SenderStats()
         self._bot = bot
         self._sessions = sessions
-        self._budget = budget
+        self.budget = budget
         self._max_attempts = max_attempts
         self._base_backoff = base_backoff
         self._worker_count = workers
@@ -171,6 +171,21 @@ class Sender:
     async def wait_idle(self) -> None:
         """Until nothing is queued or in flight (tests and the demo wait for the bot to settle)."""
         await self._idle.wait()
+
+    def wake(self) -> None:
+        """Ask the budget again now for every chat waiting on a timer, as after the budget's clock
+        jumped ahead: tests move that clock instead of sleeping through a minute's window."""
+        self._hold_until = 0.0
+        for lane_id, handle in list(self._parked.items()):
+            handle.cancel()
+            self._unpark(lane_id)
+
+    async def reserve(self, chat_id: int) -> None:
+        """Wait until the shared budget grants one send into `chat_id`, for a send the caller makes
+        itself because it needs Telegram's answer now. It is counted like the sender's own, so
+        the budget knows of every message that goes into a group."""
+        while (wait := await self._acquire(chat_id)) > 0:
+            await asyncio.sleep(wait)
 
     # --- sending ----------------------------------------------------------------------------------
     # Each call queues at once and returns a future: `await` it for the Delivery, or drop it to
@@ -304,7 +319,7 @@ class Sender:
             if hold > 0:
                 await asyncio.sleep(hold)
                 continue
-            wait = await self._budget.acquire(chat_id)
+            wait = await self.budget.acquire(chat_id)
             if wait <= 0:
                 return 0.0
             overall = getattr(wait, "overall", 0.0)
@@ -324,7 +339,7 @@ class Sender:
             if job.flood_waits > MAX_FLOOD_WAITS:
                 return Delivery(ok=False, error="gave_up", description=exc.message)
             logger.info("sender: chat %s: 429, retrying in %ss", chat_id, exc.retry_after)
-            await self._budget.pause(chat_id, exc.retry_after)
+            await self.budget.pause(chat_id, exc.retry_after)
             return float(exc.retry_after)
         except TelegramMigrateToChat as exc:
             if job.migrated:

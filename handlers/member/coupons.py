@@ -19,7 +19,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.core.localtime import local_time
 from bot.services import coupons
 from bot.services.money import format_money
+from bot.telegram.group_reply import reply_in_group
 from bot.telegram.middlewares.actor import Actor
+from bot.telegram.sender import Sender
 from bot.views import deeplinks
 from models import Community
 from models.shop import CouponKind
@@ -82,10 +84,10 @@ async def cmd_coupons(message: Message, session: AsyncSession, actor: Actor) -> 
 
 
 @router.message(Command("coupons"))
-async def cmd_coupons_in_group(message: Message, bot_username: str) -> None:
+async def cmd_coupons_in_group(message: Message, bot_username: str, sender: Sender) -> None:
     markup = InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(
         text=_("🎟 My coupons"), url=deeplinks.build(bot_username, "coupons"))]])
-    await message.reply(_("Your coupons are in our private chat."), reply_markup=markup)
+    reply_in_group(sender, message, _("Your coupons are in our private chat."), markup)
 
 
 @deeplinks.route("coupons")

@@ -9,8 +9,9 @@ from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import communities
-from bot.telegram import commands
+from bot.telegram import commands, group_reply
 from bot.telegram.middlewares.actor import Actor
+from bot.telegram.sender import Sender
 
 router = Router(name=__name__)
 
@@ -33,7 +34,7 @@ def _section(title: str, listed: list[commands.Command]) -> str:
 
 
 @router.message(Command("help"))
-async def cmd_help(message: Message, session: AsyncSession, actor: Actor) -> None:
+async def cmd_help(message: Message, session: AsyncSession, actor: Actor, sender: Sender) -> None:
     private = message.chat.type == "private"
     chat = commands.PRIVATE if private else commands.GROUP
     roles = await roles_of(session, actor, private=private)
@@ -44,4 +45,4 @@ async def cmd_help(message: Message, session: AsyncSession, actor: Actor) -> Non
         parts.append(_section(title, leader_only))
     if not private:
         parts.append(_("More commands are in a private chat with me."))
-    await message.answer("\n\n".join(parts))
+    await group_reply.answer(message, sender, "\n\n".join(parts))

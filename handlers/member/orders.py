@@ -22,8 +22,10 @@ from bot.core.config import Settings
 from bot.core.localtime import local_time
 from bot.services import orders
 from bot.services.errors import DomainError
+from bot.telegram.group_reply import reply_in_group
 from bot.telegram.middlewares.actor import Actor
 from bot.telegram.refunds import refund
+from bot.telegram.sender import Sender
 from bot.views import deeplinks
 from bot.views.errors_text import error_text
 from bot.views.keyboards import MemberOrderAction, MemberOrders
@@ -97,11 +99,11 @@ async def cmd_orders(message: Message, session: AsyncSession, actor: Actor) -> N
 
 
 @router.message(Command("orders"))
-async def cmd_orders_in_group(message: Message, bot_username: str) -> None:
+async def cmd_orders_in_group(message: Message, bot_username: str, sender: Sender) -> None:
     """Orders are private: the group gets a pointer, never the list."""
     markup = InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(
         text=_("🧾 My orders"), url=deeplinks.build(bot_username, "orders"))]])
-    await message.reply(_("Your orders are in our private chat."), reply_markup=markup)
+    reply_in_group(sender, message, _("Your orders are in our private chat."), markup)
 
 
 @deeplinks.route("orders")
