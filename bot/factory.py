@@ -21,6 +21,7 @@ from bot.telegram.chatter import ChatterSession, Dispatcher
 from bot.telegram.dedup import UpdateLedger
 from bot.telegram.flood import WaitOutFloodControl
 from bot.telegram.fsm_storage import CompactMemoryStorage
+from bot.telegram.membership import MembershipCheck
 from bot.telegram.middlewares.activity import ActivityMiddleware
 from bot.telegram.middlewares.actor import ActorMiddleware
 from bot.telegram.middlewares.database import DatabaseMiddleware
@@ -76,11 +77,12 @@ def create_dispatcher(
     from handlers import routers
 
     dp = Dispatcher(storage=storage or CompactMemoryStorage(), settings=settings, sessions=sessions, tracker=tracker,
-                    **workflow_data)
+                    membership=MembershipCheck(), **workflow_data)
     dedup, errors, activity = DedupMiddleware(ledger), ErrorsMiddleware(settings.DEFAULT_LOCALE), ActivityMiddleware(tracker)
     dp.update.outer_middleware(dedup)
     dp.update.outer_middleware(errors)
     dp.message.outer_middleware(activity)
+    dp.callback_query.outer_middleware(activity)
     database = DatabaseMiddleware(sessions)
     actor = ActorMiddleware(users=SeenUsers(sessions), i18n=i18n, owner_ids=settings.OWNER_IDS,
                             default_locale=settings.DEFAULT_LOCALE)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from .core import COMMAND, ApiCall, EmulatorCore, format_amount
@@ -29,6 +30,7 @@ from .state import (
     SimPreCheckout,
     SimUser,
     admin_rights,
+    restriction,
 )
 
 ChatLike = SimChat | SimUser | int
@@ -184,9 +186,11 @@ class SimulationControls(EmulatorCore):
         self.transcript.add("notice", chat.label, user.full_name, f"{user.full_name} asked to join")
 
     def leave(self, chat: SimChat, user: SimUser) -> None:
-        if not chat.member(user.id).is_member:
+        state = chat.member(user.id)
+        if not state.is_member:
             raise SandboxError(f"{user.full_name} is not in {chat.label}")
-        self.change_member(chat, user, ChatMemberState("left"), user)
+        gone = replace(state, in_chat=False) if state.status == "restricted" else ChatMemberState("left")
+        self.change_member(chat, user, gone, user)
         self.transcript.add("notice", chat.label, user.full_name, f"{user.full_name} left")
         self.service_message(chat, user, {"left_chat_member": user_json(user)})
 
@@ -204,6 +208,15 @@ class SimulationControls(EmulatorCore):
         self._require_rights(chat, by, "can_promote_members")
         self.change_member(chat, user, ChatMemberState("administrator", admin_rights(rights)), by)
         self.transcript.add("notice", chat.label, by.full_name, f"{by.full_name} promoted {user.full_name}")
+
+    def restrict(self, chat: SimChat, user: SimUser, by: SimUser, permissions: dict[str, bool] | None = None) -> None:
+        """An administrator restricts `user` (by default to reading only), as restrictChatMember does."""
+        state = chat.member(user.id)
+        if chat.type != "supergroup" or state.status in ("creator", "administrator"):
+            raise SandboxError(f"{user.full_name} cannot be restricted in {chat.label}")
+        self._require_rights(chat, by, "can_restrict_members")
+        self.change_member(chat, user, restriction(state, permissions or {}), by)
+        self.transcript.add("notice", chat.label, by.full_name, f"{by.full_name} restricted {user.full_name}")
 
     def demote(self, chat: SimChat, user: SimUser, by: SimUser) -> None:
         if chat.member(user.id).status != "administrator":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .state import ADMIN_RIGHTS, ChatMemberState, SimChat, SimFile, SimInviteLink, SimMessage, SimUser
+from .state import ADMIN_RIGHTS, CHAT_PERMISSIONS, ChatMemberState, SimChat, SimFile, SimInviteLink, SimMessage, SimUser
 
 PHOTO_SIZE = (1280, 720)
 
@@ -65,6 +65,10 @@ def member_json(user: SimUser, state: ChatMemberState) -> dict[str, Any]:
         data["can_be_edited"] = False
         data["is_anonymous"] = False
         data.update({right: state.rights.get(right, False) for right in ADMIN_RIGHTS})
+    elif state.status == "restricted":
+        data["is_member"] = state.in_chat
+        data.update({name: state.rights.get(name, False) for name in CHAT_PERMISSIONS})
+        data["until_date"] = state.until_date
     elif state.status == "kicked":
         data["until_date"] = state.until_date
     return data

@@ -26,6 +26,25 @@ ADMIN_RIGHTS = (
     "can_manage_topics",
 )
 MEMBER_STATUSES = ("creator", "administrator", "member")
+# What a restricted member may do (ChatPermissions); a restriction lists each of them.
+CHAT_PERMISSIONS = (
+    "can_send_messages",
+    "can_send_audios",
+    "can_send_documents",
+    "can_send_photos",
+    "can_send_videos",
+    "can_send_video_notes",
+    "can_send_voice_notes",
+    "can_send_polls",
+    "can_send_other_messages",
+    "can_add_web_page_previews",
+    "can_react_to_messages",
+    "can_edit_tag",
+    "can_change_info",
+    "can_invite_users",
+    "can_pin_messages",
+    "can_manage_topics",
+)
 
 
 def admin_rights(overrides: dict[str, bool] | None = None) -> dict[str, bool]:
@@ -57,19 +76,31 @@ class SimUser:
 
 @dataclass
 class ChatMemberState:
-    status: str  # creator | administrator | member | left | kicked
-    rights: dict[str, bool] = field(default_factory=dict)
+    status: str  # creator | administrator | member | restricted | left | kicked
+    rights: dict[str, bool] = field(default_factory=dict)  # an administrator's rights, a restricted user's permissions
     until_date: int = 0
+    # Restricted users keep their restriction when they leave: Telegram then reports them as
+    # "restricted" with is_member false.
+    in_chat: bool = True
 
     @property
     def is_member(self) -> bool:
-        return self.status in MEMBER_STATUSES
+        return self.status in MEMBER_STATUSES or (self.status == "restricted" and self.in_chat)
 
     def can(self, right: str) -> bool:
         return self.status == "creator" or (self.status == "administrator" and self.rights.get(right, False))
 
 
 LEFT = ChatMemberState("left")
+
+
+def restriction(state: ChatMemberState, permissions: dict[str, bool], until_date: int = 0) -> ChatMemberState:
+    """`state` restricted to `permissions`: omitted ones are denied, and granting every one lifts
+    the restriction altogether."""
+    granted = {name: bool(permissions.get(name, False)) for name in CHAT_PERMISSIONS}
+    if all(granted.values()):
+        return ChatMemberState("member") if state.is_member else ChatMemberState("left")
+    return ChatMemberState("restricted", granted, until_date=until_date, in_chat=state.is_member)
 
 
 @dataclass(eq=False)

@@ -46,13 +46,14 @@ class ActivityTracker:
         self._lock = asyncio.Lock()
         self._defaults = (default_locale, default_timezone)
 
-    def record(self, *, chat_id: int, chat_title: str, profile: Profile, at: datetime) -> None:
+    def record(self, *, chat_id: int, chat_title: str, profile: Profile, at: datetime, messages: int = 1) -> None:
+        """A sighting of a member in a group: a message they wrote, or (`messages=0`) a button they pressed."""
         key = (chat_id, profile.id)
         seen = self._buffer.get(key)
         if seen is None:
-            self._buffer[key] = _Sighting(profile, chat_title, at, at, 1)
+            self._buffer[key] = _Sighting(profile, chat_title, at, at, messages)
         else:
-            seen.profile, seen.count = profile, seen.count + 1
+            seen.profile, seen.count = profile, seen.count + messages
             # Updates arrive out of order (concurrent handlers, late deliveries): keep the span.
             if at > seen.last_at:
                 seen.last_at = at

@@ -17,7 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services import audit
+from bot.services import audit, members
 from bot.services.errors import DomainError
 from bot.services.upsert import insert_for
 from models import Community, Member, MemberStatus, User
@@ -236,11 +236,8 @@ async def check_new_code(session: AsyncSession, *, community_id: int, raw: str) 
 
 
 async def member_coupons(session: AsyncSession, *, user_id: int, now: datetime) -> list[tuple[Community, Coupon]]:
-    """What /coupons lists: every coupon the member can still use, in the communities they are in."""
-    present = list(await session.exec(
-        select(Community).join(Member, Member.community_id == Community.id)
-        .where(Member.user_id == user_id, Member.status == MemberStatus.MEMBER).order_by(Community.title, Community.id)
-    ))
+    """What /coupons lists: every coupon the member can still use, in the communities that are theirs."""
+    present = await members.communities_of(session, user_id=user_id)
     if not present:
         return []
     by_id = {c.id: c for c in present}

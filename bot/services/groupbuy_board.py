@@ -11,11 +11,11 @@ from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services import groupbuy_join, groupbuys
+from bot.services import groupbuy_join, groupbuys, members
 from bot.services.errors import DomainError
 from bot.services.group_seats import SEATED
 from bot.services.groupbuy_join import JoinMode, JoinRef
-from models import Community, Member, MemberStatus, User
+from models import Community, User
 from models.groupbuy import GroupBuy, GroupBuyStatus, GroupBuyTeam, TeamStatus
 from models.shop import Order, Product
 
@@ -127,11 +127,8 @@ async def set_rendered(session: AsyncSession, *, group_buy_id: int, rendered: st
 
 
 async def member_communities(session: AsyncSession, *, user_id: int) -> list[Community]:
-    """Active communities the member is in (for /groupbuy in private)."""
-    return list(await session.exec(
-        select(Community).join(Member, Member.community_id == Community.id)
-        .where(Member.user_id == user_id, Member.status == MemberStatus.MEMBER, col(Community.active))
-        .order_by(Community.title, Community.id)))
+    """Active communities that are the member's (for /groupbuy in private)."""
+    return await members.communities_of(session, user_id=user_id, active_only=True)
 
 
 @dataclass(frozen=True, slots=True)

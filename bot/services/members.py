@@ -1,15 +1,18 @@
-"""Members joining, leaving and changing role, as `chat_member` updates report them."""
+"""Members joining, leaving and changing role, as `chat_member` updates (or `getChatMember`) report
+them, and which communities count as a user's own when their lists are shown."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import select
+from sqlalchemy import union
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services.upsert import insert_for
 from bot.services.users import Profile, upsert_user
 from models import Community, Member, MemberStatus
+from models.shop import Coupon, Order
 
 LEADER_STATUSES = ("creator", "administrator")
 PRESENT_STATUSES = ("creator", "administrator", "member", "restricted")
@@ -66,3 +69,22 @@ async def on_member_status(
     member.is_leader = new_status in LEADER_STATUSES
     await session.commit()
     return member
+
+
+async def communities_of(session: AsyncSession, *, user_id: int, active_only: bool = False) -> list[Community]:
+    """The communities whose lists (coupons, group-buys) are this user's, by title.
+
+    A present member row says so. So do orders or own coupons there, unless a row says the user
+    left or was removed: someone who was in the group before the bot joined, and has bought
+    through a link but never written in the group, may have no row yet.
+    """
+    rows = select(Member.community_id).where(Member.user_id == user_id)
+    present = rows.where(Member.status == MemberStatus.MEMBER)
+    gone = rows.where(Member.status != MemberStatus.MEMBER)
+    traces = union(select(Order.community_id).where(Order.user_id == user_id),
+                   select(Coupon.community_id).where(Coupon.owner_id == user_id))
+    query = select(Community).where(col(Community.id).in_(present)
+                                    | (col(Community.id).in_(traces) & col(Community.id).not_in(gone)))
+    if active_only:
+        query = query.where(col(Community.active))
+    return list(await session.exec(query.order_by(Community.title, Community.id)))

@@ -13,7 +13,7 @@ import re
 from datetime import datetime, timezone
 from html import escape
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -28,6 +28,7 @@ from bot.services.errors import DomainError
 from bot.services.groupbuy_board import Listed
 from bot.services.groupbuy_join import JoinMode, JoinRef
 from bot.services.money import format_money
+from bot.telegram.membership import Admits, MembershipCheck
 from bot.telegram.middlewares.actor import Actor
 from bot.views import deeplinks
 from bot.views.errors_text import error_text
@@ -126,9 +127,9 @@ async def cmd_groupbuy_private(message: Message, session: AsyncSession, actor: A
 # ----- deep links -------------------------------------------------------------------------------
 
 async def _start(message: Message, ref: JoinRef, state: FSMContext, session: AsyncSession, settings: Settings,
-                 actor: Actor, bot_username: str, quantity: str | None = None) -> None:
+                 actor: Actor, bot_username: str, quantity: str | None = None, *, admits: Admits) -> None:
     text, markup = await checkout.start_join(state=state, session=session, settings=settings, user_id=actor.user.id,
-                                             ref=ref, bot_username=bot_username, quantity_raw=quantity)
+                                             ref=ref, bot_username=bot_username, quantity_raw=quantity, admits=admits)
     await message.answer(text, reply_markup=markup)
 
 
@@ -138,17 +139,18 @@ def _invalid() -> str:
 
 @deeplinks.route("gbo")
 async def link_open_team(*, message: Message, arg: str, state: FSMContext, session: AsyncSession, settings: Settings,
-                         actor: Actor, bot_username: str, **_data) -> None:
+                         actor: Actor, bot_username: str, bot: Bot, membership: MembershipCheck, **_data) -> None:
     match = OPEN_ARG.match(arg)
     if match is None:
         await message.answer(_invalid())
         return
-    await _start(message, JoinRef(int(match.group(1)), JoinMode.OPEN), state, session, settings, actor, bot_username)
+    await _start(message, JoinRef(int(match.group(1)), JoinMode.OPEN), state, session, settings, actor, bot_username,
+                 admits=membership.gate(bot, session, actor.user.id))
 
 
 @deeplinks.route("gbt")
 async def link_join_team(*, message: Message, arg: str, state: FSMContext, session: AsyncSession, settings: Settings,
-                         actor: Actor, bot_username: str, **_data) -> None:
+                         actor: Actor, bot_username: str, bot: Bot, membership: MembershipCheck, **_data) -> None:
     match = TEAM_ARG.match(arg)
     if match is None:
         await message.answer(_invalid())
@@ -160,15 +162,17 @@ async def link_join_team(*, message: Message, arg: str, state: FSMContext, sessi
     except DomainError as err:
         await message.answer(error_text(err))
         return
-    await _start(message, ref, state, session, settings, actor, bot_username)
+    await _start(message, ref, state, session, settings, actor, bot_username,
+                 admits=membership.gate(bot, session, actor.user.id))
 
 
 @deeplinks.route("gbj")
 async def link_join_threshold(*, message: Message, arg: str, state: FSMContext, session: AsyncSession,
-                              settings: Settings, actor: Actor, bot_username: str, **_data) -> None:
+                              settings: Settings, actor: Actor, bot_username: str, bot: Bot,
+                              membership: MembershipCheck, **_data) -> None:
     match = THRESHOLD_ARG.match(arg)
     if match is None:
         await message.answer(_invalid())
         return
     await _start(message, JoinRef(int(match.group(1)), JoinMode.THRESHOLD), state, session, settings, actor, bot_username,
-                 quantity=match.group(2))
+                 quantity=match.group(2), admits=membership.gate(bot, session, actor.user.id))

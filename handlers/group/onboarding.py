@@ -17,6 +17,7 @@ from bot.core.i18n import translate
 from bot.services import communities, members, users
 from bot.services.communities import Change
 from bot.telegram import leaders
+from bot.telegram.membership import presence
 from bot.telegram.middlewares.activity import GROUP_TYPES, profile_of
 from bot.telegram.sender import Sender
 from bot.views import deeplinks
@@ -103,7 +104,7 @@ async def on_member_change(update: ChatMemberUpdated, bot: Bot, session: AsyncSe
     community = await communities.get_by_chat(session, update.chat.id)
     if community is None or update.new_chat_member.user.is_bot:
         return
-    old, new = update.old_chat_member.status, update.new_chat_member.status
+    old, new = presence(update.old_chat_member), presence(update.new_chat_member)
     await members.on_member_status(session, community=community, profile=profile_of(update.new_chat_member.user),
                                    old_status=old, new_status=new, now=update.date)
     if (old in members.LEADER_STATUSES) != (new in members.LEADER_STATUSES):

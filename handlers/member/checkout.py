@@ -45,6 +45,7 @@ from bot.services.money import format_money
 from bot.services.settings import get_pickup_point, pickup_points
 from bot.services.shop_settings import shop_settings
 from bot.telegram.context import BotContext
+from bot.telegram.membership import Admits, MembershipCheck
 from bot.telegram.middlewares.actor import Actor
 from bot.views import deeplinks, groupbuy_announce
 from bot.views.errors_text import error_text
@@ -156,11 +157,13 @@ async def load_cart(state: FSMContext, session: AsyncSession, settings: Settings
 # ----- starting ---------------------------------------------------------------------------------
 
 async def start(*, state: FSMContext, session: AsyncSession, settings: Settings, user_id: int, product_id: int,
-                quantity_raw: str | None = None, join: JoinRef | None = None, bot_username: str = "") -> View:
+                quantity_raw: str | None = None, join: JoinRef | None = None, bot_username: str = "",
+                admits: Admits | None = None) -> View:
     """Open a new checkout for `product_id` and return its first step (the quantity, or the pickup
     point when a valid quantity came with the link). A product that cannot be bought at all ends
     it at once with the reason. With `join`, the checkout joins that group-buy (of this product);
-    `bot_username` then builds the links it offers (a new team, sharing the member's team)."""
+    `bot_username` then builds the links it offers (a new team, sharing the member's team).
+    A deep link passes `admits`: whoever follows it must be in the product's group."""
     await state.clear()
     product = await session.get(Product, row_id(product_id))
     community = await session.get(Community, product.community_id) if product else None
@@ -168,6 +171,9 @@ async def start(*, state: FSMContext, session: AsyncSession, settings: Settings,
         return error_text(DomainError("product_unknown")), None
     if not community.active:
         return error_text(DomainError("community_inactive")), None
+    if admits is not None and not await admits(community):
+        return _("This shop is for the members of {title}, and you are not in that group now. Join it to order; if you "
+                 "joined just now, try the link again in a few minutes.").format(title=escape(community.title)), None
     data = {"key": uuid4().hex, "pid": product.id, "cid": community.id, "qty": 1}
     if join is not None:
         data.update(gb=join.group_buy_id, gm=join.mode.value, gt=join.team_id, gi=join.invited_by, bot=bot_username)
@@ -186,25 +192,26 @@ async def start(*, state: FSMContext, session: AsyncSession, settings: Settings,
 
 
 async def start_join(*, state: FSMContext, session: AsyncSession, settings: Settings, user_id: int, ref: JoinRef,
-                     bot_username: str, quantity_raw: str | None = None) -> View:
+                     bot_username: str, quantity_raw: str | None = None, admits: Admits | None = None) -> View:
     """Open a checkout that joins a group-buy (a team, a new team, or a threshold)."""
     campaign = await session.get(GroupBuy, row_id(ref.group_buy_id))
     if campaign is None or campaign.status == GroupBuyStatus.DRAFT:
         await state.clear()
         return error_text(DomainError("groupbuy_unknown")), None
     return await start(state=state, session=session, settings=settings, user_id=user_id, product_id=campaign.product_id,
-                       quantity_raw=quantity_raw, join=ref, bot_username=bot_username)
+                       quantity_raw=quantity_raw, join=ref, bot_username=bot_username, admits=admits)
 
 
 @deeplinks.route("buy")
 async def link_buy(*, message: Message, arg: str, state: FSMContext, session: AsyncSession, settings: Settings,
-                   actor: Actor, **_data) -> None:
+                   actor: Actor, bot: Bot, membership: MembershipCheck, **_data) -> None:
     match = LINK_ARG_RE.match(arg)
     if match is None:
         await message.answer(_("This link is not valid or has expired."))
         return
     text, markup = await start(state=state, session=session, settings=settings, user_id=actor.user.id,
-                               product_id=int(match.group(1)), quantity_raw=match.group(2))
+                               product_id=int(match.group(1)), quantity_raw=match.group(2),
+                               admits=membership.gate(bot, session, actor.user.id))
     await message.answer(text, reply_markup=markup)
 
 

@@ -1,14 +1,17 @@
-"""bot.services.members.on_member_status on a real database."""
+"""bot.services.members on a real database: membership changes, and whose lists a community is in."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from shop_builders import buy, make_product, make_shop
 from sqlmodel import select
 
-from bot.services import members
+from bot.services import coupons, members
+from bot.services.coupons import CouponSpec
 from bot.services.users import Profile
 from models import Member, MemberStatus, User
+from models.shop import CouponKind
 
 ANN = Profile(id=7, first_name="Ann", username="ann")
 
@@ -99,3 +102,26 @@ async def test_memberships_are_per_community(session, fresh, add_community, t0):
     assert (await _row(fresh, a.id)).status == MemberStatus.LEFT
     row_b = await _row(fresh, b.id)
     assert (row_b.status, row_b.is_leader, row_b.left_at) == (MemberStatus.MEMBER, True, None)
+
+
+async def test_a_users_communities_are_where_they_are_or_left_traces_without_having_left(session, t0):
+    """Present members count; without a row, orders or an own coupon count; a row saying they left wins."""
+    joined = await make_shop(session, now=t0, chat_id=-11)
+    bought = await make_shop(session, now=t0, chat_id=-12)
+    rewarded = await make_shop(session, now=t0, chat_id=-13)
+    departed = await make_shop(session, now=t0, chat_id=-14)
+    await make_shop(session, now=t0, chat_id=-15)  # nothing there
+    await change(session, joined.community, "left", "member", t0)
+    await buy(session, bought, user_id=ANN.id, product=await make_product(session, bought, now=t0), now=t0)
+    for shop in (rewarded, departed):
+        await coupons.issue(session, community_id=shop.id, actor_id=None, now=t0,
+                            spec=CouponSpec(kind=CouponKind.FIXED, value=100, owner_id=ANN.id))
+    await coupons.issue(session, community_id=joined.id, actor_id=None, now=t0,
+                        spec=CouponSpec(kind=CouponKind.FIXED, value=100))  # anyone's: no trace of Ann
+    await change(session, departed.community, "member", "left", t0)
+
+    found = await members.communities_of(session, user_id=ANN.id)
+    assert [c.chat_id for c in found] == [-11, -12, -13]
+    rewarded.community.active = False
+    await session.commit()
+    assert [c.chat_id for c in await members.communities_of(session, user_id=ANN.id, active_only=True)] == [-11, -12]

@@ -11,7 +11,7 @@ import secrets
 
 from ..errors import bad_request
 from ..serialize import chat_full_json, invite_link_json, member_json, user_json
-from ..state import ChatMemberState, SimChat, SimInviteLink, SimUser
+from ..state import ChatMemberState, SimChat, SimInviteLink, SimUser, restriction
 from .registry import method
 
 NO_LINK_RIGHTS = "not enough rights to manage chat invite links"
@@ -229,7 +229,11 @@ def unban_chat_member(emu, p):
 
 @method("restrictChatMember")
 def restrict_chat_member(emu, p):
-    restrictable_member(emu, p)
-    if not isinstance(p.get_json("permissions"), dict):
+    chat, user, state = restrictable_member(emu, p)
+    permissions = p.get_json("permissions")
+    if not isinstance(permissions, dict):
         raise bad_request("can't parse permissions JSON object")
+    if chat.type != "supergroup":
+        raise bad_request("method is available only for supergroups")
+    emu.change_member(chat, user, restriction(state, permissions, p.get_int("until_date") or 0), emu.me)
     return True

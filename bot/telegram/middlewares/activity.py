@@ -1,11 +1,13 @@
-"""Feeds every group message to the activity tracker: memory only, the tracker writes in batches."""
+"""Feeds every group message and every press of a button in a group to the activity tracker: memory
+only, the tracker writes in batches."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import Message
+from aiogram.types import CallbackQuery, Message
 
 from bot.services.activity import ActivityTracker
 from bot.services.users import Profile
@@ -17,9 +19,21 @@ class ActivityMiddleware(BaseMiddleware):
     def __init__(self, tracker: ActivityTracker) -> None:
         self.tracker = tracker
 
-    async def __call__(self, handler, event: Message, data: dict[str, Any]) -> Any:
-        self.record(event)
+    async def __call__(self, handler, event: Message | CallbackQuery, data: dict[str, Any]) -> Any:
+        if isinstance(event, CallbackQuery):
+            self.record_press(event)
+        else:
+            self.record(event)
         return await handler(event, data)
+
+    def record_press(self, query: CallbackQuery) -> None:
+        """A button pressed in a group shows the presser is there, like a message; it is not one."""
+        chat = query.message.chat if query.message is not None else None
+        if chat is None or chat.type not in GROUP_TYPES or query.from_user.is_bot:
+            return
+        # A press carries no date of its own: it happened when it reached the bot.
+        self.tracker.record(chat_id=chat.id, chat_title=chat.title or "", profile=profile_of(query.from_user),
+                            at=datetime.now(timezone.utc), messages=0)
 
     def record(self, event: Message) -> None:
         user = event.from_user
