@@ -49,15 +49,17 @@ class Board:
     units: int = 0
 
 
-async def _names(session: AsyncSession, user_ids: set[int]) -> dict[int, str]:
+async def _openers(session: AsyncSession, user_ids: set[int]) -> dict[int, User]:
     if not user_ids:
         return {}
-    rows = await session.exec(select(User.id, User.first_name).where(col(User.id).in_(user_ids)))
-    return {uid: name or "" for uid, name in rows}
+    return {user.id: user for user in await session.exec(select(User).where(col(User.id).in_(user_ids)))}
 
 
-def _card_team(team: GroupBuyTeam, names: dict[int, str]) -> CardTeam:
-    return CardTeam(team.id, team.number, names.get(team.opener_id, ""), team.seats, team.size, team.deadline_at, team.status)
+def _card_team(team: GroupBuyTeam, openers: dict[int, User]) -> CardTeam:
+    opener = openers.get(team.opener_id)
+    # A team opened before its opener erased their profile stays nameless, even once they are back.
+    name = "" if opener is None or opener.hidden_at(team.opened_at) else opener.first_name
+    return CardTeam(team.id, team.number, name, team.seats, team.size, team.deadline_at, team.status)
 
 
 async def board(session: AsyncSession, *, group_buy_id: int, now: datetime, teams: int = CARD_TEAMS) -> Board | None:
@@ -77,16 +79,16 @@ async def board(session: AsyncSession, *, group_buy_id: int, now: datetime, team
         select(func.count(func.distinct(Order.user_id)), func.coalesce(func.sum(Order.quantity), 0))
         .where(Order.group_buy_id == group_buy_id, col(Order.status).in_(SEATED)))).one()
     shown = open_teams[:teams]
-    names = await _names(session, {t.opener_id for t in shown + filled})
-    return Board(campaign, product, community, [_card_team(t, names) for t in shown], len(open_teams),
-                 [_card_team(t, names) for t in filled], int(filled_count), int(participants), int(units))
+    openers = await _openers(session, {t.opener_id for t in shown + filled})
+    return Board(campaign, product, community, [_card_team(t, openers) for t in shown], len(open_teams),
+                 [_card_team(t, openers) for t in filled], int(filled_count), int(participants), int(units))
 
 
 async def team_line(session: AsyncSession, *, team_id: int) -> CardTeam | None:
     team = await session.get(GroupBuyTeam, team_id, populate_existing=True)
     if team is None:
         return None
-    return _card_team(team, await _names(session, {team.opener_id}))
+    return _card_team(team, await _openers(session, {team.opener_id}))
 
 
 async def claim_stale(session: AsyncSession, *, limit: int = 100) -> list[int]:

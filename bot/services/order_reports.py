@@ -189,9 +189,14 @@ async def bulk_mark(session: AsyncSession, *, community_id: int, point_id: int, 
 
 @dataclass(slots=True)
 class Collector:
-    """One member's orders at one place: what they collect and what they still pay there."""
+    """One member's orders at one place: what they collect and what they still pay there.
+
+    `anonymous`: orders placed before the buyer erased their profile. A buyer who came back after
+    an erasure is two collectors, the erased one and the new profile, never one name over both.
+    """
 
     buyer: User
+    anonymous: bool
     rows: list[OrderRow] = field(default_factory=list)
 
     @property
@@ -203,11 +208,12 @@ async def pick_list(session: AsyncSession, *, community_id: int, place: int) -> 
     """Who collects what at a pickup point (or DELIVERY), by member name."""
     query = _placed(_rows_query().where(Order.community_id == community_id, col(Order.status).in_(TO_COLLECT),
                                         not_(_online_unpaid())), place).order_by(Order.id)
-    collectors: dict[int, Collector] = {}
+    collectors: dict[tuple[int, bool], Collector] = {}
     for row in await session.exec(query):
         item = OrderRow(*row)
-        collectors.setdefault(item.buyer.id, Collector(item.buyer)).rows.append(item)
-    return sorted(collectors.values(), key=lambda c: (c.buyer.erased, c.buyer.display_name.casefold(), c.buyer.id))
+        anonymous = item.buyer.hidden_at(item.order.created_at)
+        collectors.setdefault((item.buyer.id, anonymous), Collector(item.buyer, anonymous)).rows.append(item)
+    return sorted(collectors.values(), key=lambda c: (c.anonymous, c.buyer.display_name.casefold(), c.buyer.id))
 
 
 def product_totals(collectors: Sequence[Collector]) -> list[tuple[Product, int]]:
@@ -236,16 +242,18 @@ def export_csv(rows: Sequence[OrderRow], *, tz: str, header: Sequence[str], eras
                status_label: Callable[[str], str], method_label: Callable[[str], str]) -> bytes:
     """The orders as CSV in UTF-8 with a BOM (Excel otherwise reads Chinese as mojibake).
 
-    Times are community-local; erased buyers are `erased_name` with no username.
+    Times are community-local; buyers who erased their profile after ordering are `erased_name`
+    with no username.
     """
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(header)
     for row in rows:
         order, buyer = row.order, row.buyer
+        hidden = buyer.hidden_at(order.created_at)
         writer.writerow([
             order.id, local_text(order.created_at, tz),
-            erased_name if buyer.erased else buyer.display_name, "" if buyer.erased or not buyer.username else "@" + buyer.username,
+            erased_name if hidden else buyer.display_name, "" if hidden or not buyer.username else "@" + buyer.username,
             row.product.number, row.product.title, order.quantity,
             decimal_amount(order.unit_price, order.currency), decimal_amount(order.discount, order.currency),
             decimal_amount(order.total, order.currency), order.currency,

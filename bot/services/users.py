@@ -129,6 +129,7 @@ async def export_data(session: AsyncSession, *, user_id: int) -> dict:
             "can_receive_private_messages": user.can_dm,
             "marketing_opt_out": user.marketing_opt_out,
             "first_seen": _iso(user.created_at),
+            "earlier_profile_erased_at": _iso(user.erased_at),
         },
         "memberships": memberships,
     }
@@ -138,8 +139,10 @@ async def forget(session: AsyncSession, *, user_id: int, now: datetime) -> None:
     """Erase a user's personal data (/forgetme) and commit.
 
     The user row stays as an anonymous key so that orders remain in the leader's books; names,
-    username, language and activity go. Memberships are removed; others' `invited_by` links to
-    this user are cleared. The audit log records that an erasure happened, not who it was.
+    username, language, activity and when they first came go. Memberships are removed; others'
+    `invited_by` links to this user are cleared. The audit log records that an erasure happened,
+    not who it was. `erased_at` outlives their return (`User.hidden_at`): a user who writes again
+    is stored again, but what was recorded until now stays without a name.
     """
     user = await session.get(User, user_id)
     if user is None:
@@ -151,6 +154,8 @@ async def forget(session: AsyncSession, *, user_id: int, now: datetime) -> None:
     user.locale = None
     user.marketing_opt_out = True
     user.erased = True
+    user.erased_at = now
+    user.created_at = now
     user.updated_at = now
     await session.execute(update(Member).where(Member.invited_by == user_id).values(invited_by=None))
     members = await session.exec(select(Member).where(Member.user_id == user_id))

@@ -57,9 +57,11 @@ def _step_name(state: str) -> str:
 
 # --- the list -------------------------------------------------------------------------------------
 
-def owner_text(user: User | None) -> str:
+def owner_text(user: User | None, issued_at: datetime) -> str:
     if user is None:
         return _("for anyone")
+    if user.hidden_at(issued_at):
+        return _("for an erased member")
     return _("for {name}").format(name="@" + escape(user.username) if user.username else escape(user.display_name))
 
 
@@ -67,7 +69,7 @@ def coupon_line(coupon: Coupon, owner: User | None, community: Community, now: d
     parts = [f"<code>{escape(coupon.code)}</code>", value_text(coupon.kind, coupon.value, coupon.cap, community.currency)]
     if coupon.min_spend:
         parts.append(min_spend_text(coupon.min_spend, community.currency))
-    parts += [owner_text(owner), _("used {count}×").format(count=coupon.uses),
+    parts += [owner_text(owner, coupon.created_at), _("used {count}×").format(count=coupon.uses),
               _("single use") if coupon.single_use else _("once per member"), expiry_text(coupon.expires_at, community.timezone)]
     if coupon.expires_at is not None and coupon.expires_at <= now:
         parts.append(_("expired"))

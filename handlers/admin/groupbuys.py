@@ -324,7 +324,7 @@ async def teams_view(session: AsyncSession, community: Community, campaign: Grou
         when = (_("until {when}").format(when=local_time(team.deadline_at, community)) if team.status == TeamStatus.OPEN
                 else _("closed {when}").format(when=local_time(team.closed_at or team.deadline_at, community)))
         lines.append(" · ".join([_("Team {number}").format(number=team.number),
-                                 buyer_name(opener, NAME_SHOWN) if opener else str(team.opener_id),
+                                 buyer_name(opener, team.opened_at, NAME_SHOWN) if opener else str(team.opener_id),
                                  f"{team.seats}/{team.size}", when, team_status(team)]))
     cid, gid = community.id, campaign.id
     rows = [[op_button(_("Team {number}").format(number=t.number), cid, GroupBuyOp.TEAM, gid, team_id=t.id, page=page)]
@@ -342,11 +342,11 @@ async def teams_view(session: AsyncSession, community: Community, campaign: Grou
 
 def participant_line(order: Order, people: dict, *, with_inviter: bool) -> str:
     buyer = people.get(order.user_id)
-    parts = [buyer_name(buyer, NAME_SHOWN) if buyer else str(order.user_id), f"× {order.quantity}",
+    parts = [buyer_name(buyer, order.created_at, NAME_SHOWN) if buyer else str(order.user_id), f"× {order.quantity}",
              order_notify.status_label(order.status)]
     if with_inviter and order.invited_by:
         inviter = people.get(order.invited_by)
-        parts.append(_("invited by {name}").format(name=buyer_name(inviter, NAME_SHOWN) if inviter else order.invited_by))
+        parts.append(_("invited by {name}").format(name=buyer_name(inviter, order.created_at, NAME_SHOWN) if inviter else order.invited_by))
     return " · ".join(parts)
 
 
@@ -358,7 +358,7 @@ async def team_view(session: AsyncSession, community: Community, campaign: Group
     opener = people.get(team.opener_id)
     lines = [_("<b>Team {number}</b> · {status}").format(number=team.number, status=team_status(team)),
              _("Opened by {name} · seats {seats}/{size} · price {price}").format(
-                 name=buyer_name(opener, NAME_SHOWN) if opener else team.opener_id, seats=team.seats, size=team.size,
+                 name=buyer_name(opener, team.opened_at, NAME_SHOWN) if opener else team.opener_id, seats=team.seats, size=team.size,
                  price=money(team.price, community, locale)),
              (_("Deadline: {when} ({tz})").format(when=local_time(team.deadline_at, community), tz=community.timezone)
               if team.status == TeamStatus.OPEN else

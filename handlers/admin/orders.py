@@ -68,12 +68,14 @@ def filter_label(key: str) -> str:
     }[key]
 
 
-def buyer_name(user: User, limit: int | None = None) -> str:
-    return _("Erased member") if user.erased else escape(user.display_name[:limit])
+def buyer_name(user: User, at: datetime, limit: int | None = None) -> str:
+    """The name of whoever made a record at `at` (an order, a team): none if they erased their
+    profile since, even when they came back under a new one."""
+    return _("Erased member") if user.hidden_at(at) else escape(user.display_name[:limit])
 
 
-def buyer_handle(user: User) -> str:
-    return "" if user.erased or not user.username else "@" + escape(user.username)
+def buyer_handle(user: User, at: datetime) -> str:
+    return "" if user.hidden_at(at) or not user.username else "@" + escape(user.username)
 
 
 # --- callback data helpers --------------------------------------------------------------------------
@@ -104,7 +106,7 @@ async def _place_name(session: AsyncSession, community: Community, place: int | 
 
 def order_line(row: OrderRow) -> str:
     order = row.order
-    return " · ".join([f"#{order.id}", buyer_name(row.buyer, NAME_IN_LIST), f"{escape(row.product.title)} × {order.quantity}",
+    return " · ".join([f"#{order.id}", buyer_name(row.buyer, order.created_at, NAME_IN_LIST), f"{escape(row.product.title)} × {order.quantity}",
                        money(order.total, order.currency), order_notify.status_label(order.status)])
 
 
@@ -215,7 +217,7 @@ def order_view(community: Community, row: OrderRow, cb: AdminOrders) -> tuple[st
     order, product, buyer = row.order, row.product, row.buyer
     lines = [
         _("<b>Order #{id}</b> · {state}").format(id=order.id, state=order_notify.status_label(order.status)),
-        _("Buyer: {name}").format(name=" ".join(p for p in (buyer_name(buyer), buyer_handle(buyer)) if p)),
+        _("Buyer: {name}").format(name=" ".join(p for p in (buyer_name(buyer, order.created_at), buyer_handle(buyer, order.created_at)) if p)),
         _("#{number} {title} × {qty} at {price}").format(number=product.number, title=escape(product.title),
                                                          qty=order.quantity, price=money(order.unit_price, order.currency)),
     ]
@@ -282,7 +284,9 @@ def pick_list_blocks(community: Community, place_name: str, collectors: list[ord
                 f"#{p.number} {escape(p.title)} × {units}" for p, units in order_reports.product_totals(collectors)))]
     blocks = ["\n".join(head)]
     for collector in collectors:
-        lines = [" ".join(p for p in (f"<b>{buyer_name(collector.buyer)}</b>", buyer_handle(collector.buyer)) if p)]
+        # A collector's orders all lie on the same side of an erasure: the first one speaks for all.
+        placed = collector.rows[0].order.created_at
+        lines = [" ".join(p for p in (f"<b>{buyer_name(collector.buyer, placed)}</b>", buyer_handle(collector.buyer, placed)) if p)]
         for row in collector.rows:
             order = row.order
             state = _("paid") if order.paid_at else _("to pay {amount}").format(amount=money(order.total, order.currency))

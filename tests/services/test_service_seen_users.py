@@ -101,6 +101,7 @@ async def test_an_erased_user_who_comes_back_is_stored_again(seen, session, fres
     assert (got.first_name, got.username, got.locale) == ("Ann", "ann", None)
     row = await _row(fresh, ANN.id)
     assert (row.erased, row.first_name, row.username, row.updated_at) == (False, "Ann", "ann", later)
+    assert row.erased_at == t0, "the erasure stays on record: what came before it keeps no name"
     assert row.marketing_opt_out is True, "consent given before the erasure is not assumed back"
 
 

@@ -140,7 +140,7 @@ async def test_export_data_contains_profile_and_memberships(session, add_communi
     assert data["user"] == {
         "id": ANN.id, "first_name": "Ann", "last_name": "Lee", "username": "ann", "telegram_language": "en",
         "chosen_language": "zh_Hans", "can_receive_private_messages": True, "marketing_opt_out": False,
-        "first_seen": t0.isoformat(),
+        "first_seen": t0.isoformat(), "earlier_profile_erased_at": None,
     }
     by_chat = {m["chat_id"]: m for m in data["memberships"]}
     assert set(by_chat) == {-100, -200}
@@ -173,6 +173,8 @@ async def test_forget_erases_identity_and_memberships_but_keeps_the_row(session,
         assert user is not None, "the row stays as an anonymous key"
         assert (user.first_name, user.last_name, user.username, user.language_code, user.locale) == ("", None, None, None, None)
         assert user.erased is True and user.marketing_opt_out is True and user.updated_at == t1
+        # When they first came is theirs too; when they were erased is what the leader's books need.
+        assert (user.erased_at, user.created_at) == (t1, t1)
 
         members = list(await s.exec(select(Member).order_by(Member.community_id, Member.user_id)))
         assert ANN.id not in {m.user_id for m in members}
@@ -211,6 +213,21 @@ async def test_erased_user_who_comes_back_is_un_erased(session, fresh, t0):
     assert user.erased is False
     assert (user.first_name, user.last_name, user.username, user.language_code) == ("Ann", "Lee", "ann", "en")
     assert user.updated_at == t2
+    # The new profile names what Ann does from now on; what was recorded until the erasure stays nameless.
+    assert user.erased_at == t0 + timedelta(days=1)
+    assert user.hidden_at(t0 + timedelta(hours=12)) and user.hidden_at(t0 + timedelta(days=1))
+    assert not user.hidden_at(t0 + timedelta(days=1, seconds=1))
+    assert (await users.export_data(session, user_id=ANN.id))["user"]["earlier_profile_erased_at"] == (
+        t0 + timedelta(days=1)).isoformat()
+
+
+async def test_a_user_never_erased_hides_nothing_and_an_erased_one_hides_everything(session, fresh, t0):
+    await users.upsert_user(session, ANN, now=t0)
+    await session.commit()
+    assert not (await _user(fresh, ANN.id)).hidden_at(t0)
+    await users.forget(session, user_id=ANN.id, now=t0)
+    erased = await _user(fresh, ANN.id)
+    assert erased.hidden_at(t0 - timedelta(days=1)) and erased.hidden_at(t0 + timedelta(days=1))
 
 
 async def test_erased_user_with_an_identical_profile_is_still_un_erased(session, fresh, t0):
