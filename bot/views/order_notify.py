@@ -51,9 +51,20 @@ def method_label(method: str, *, stars: int | None = None) -> str:
 
 
 def amount_text(order: Order, locale: str) -> str:
-    """What the buyer pays: the total, and the Stars it is charged as."""
+    """What the buyer pays: the total, and the Stars it is charged as.
+
+    A group-buy that closed below what was paid lowered the total after the payment; the Stars
+    (or card payment) were for the old one. Paid, final and the credit given back then read
+    together, or the Stars would seem to be for the lower total.
+    """
     money = format_money(order.total, order.currency, locale)
-    return f"{money} ({order.stars_total} ⭐)" if order.stars_total else money
+    if not order.credit:
+        return f"{money} ({order.stars_total} ⭐)" if order.stars_total else money
+    paid = format_money(order.total + order.credit, order.currency, locale)
+    if order.stars_total:
+        paid = f"{paid} ({order.stars_total} ⭐)"
+    return _("paid {paid} · final {final} · {credit} back as a coupon").format(
+        paid=paid, final=money, credit=format_money(order.credit, order.currency, locale))
 
 
 def where_text(order: Order, pickup: PickupPoint | None) -> str:

@@ -260,8 +260,11 @@ async def test_a_threshold_reaches_its_second_tier_and_credits_what_was_paid_abo
     headline = see("🎉 The group-buy for {title} reached {units} units: everyone pays {price} each.", title="Apples",
                    units=5, price="$8.00")
     where = see("Pickup: {place}", place="North Gate")
+    # Paid, final and credit on one line: the Stars were paid for $20.00, not for the final $16.00.
+    bob_paid = see("paid {paid} · final {final} · {credit} back as a coupon", paid=f"$20.00 ({bob_order.stars_total} ⭐)",
+                   final="$16.00", credit="$4.00")
     assert e2e.last(bob) == "\n\n".join([headline, "\n".join([
-        head(bob_order, f"$16.00 ({bob_order.stars_total} ⭐)"), see("✅ Confirmed at {price} each.", price="$8.00"),
+        head(bob_order, bob_paid), see("✅ Confirmed at {price} each.", price="$8.00"),
         see("💝 You paid {credit} more than the final price: coupon <code>{code}</code> takes it off your next order.",
             credit="$4.00", code=coupons[bob.id].code), where])])
     assert e2e.last(carol) == "\n\n".join([headline, "\n".join([
@@ -280,6 +283,14 @@ async def test_a_threshold_reaches_its_second_tier_and_credits_what_was_paid_abo
         see("Paid above the final price, given back as coupons: {amount}", amount="$6.00")])
     assert await deadlines(e2e, cutoff + timedelta(minutes=5)) == nothing()
     assert sum(headline in t for t in e2e.bot_texts(bob)) == 1
+
+    await e2e.say(bob, "/orders")
+    assert head(bob_order, bob_paid) in e2e.last(bob).splitlines()
+    await e2e.say(dan, "/orders")
+    assert head(dan_order, see("paid {paid} · final {final} · {credit} back as a coupon", paid="$10.00", final="$8.00",
+                               credit="$2.00")) in e2e.last(dan).splitlines()
+    await e2e.say(carol, "/orders")
+    assert head(carol_order, "$16.00") in e2e.last(carol).splitlines()
 
 
 async def test_a_campaign_that_ends_sends_the_leaders_a_summary_and_card_refunds_stay_due(e2e: E2E) -> None:
