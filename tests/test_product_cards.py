@@ -74,11 +74,12 @@ def test_card_in_chinese_with_limit_and_unlimited_stock() -> None:
     ({"stock": 0}, "❌ SOLD OUT"),
     ({"status": ProductStatus.PAUSED}, "⏸ Paused: not on sale right now."),
 ])
-def test_sold_out_and_paused_cards_have_no_buy_button(changes, state_line) -> None:
+def test_sold_out_and_paused_cards_have_no_buttons(changes, state_line) -> None:
+    # Neither Buy nor Share: a shared link would only lead to "sold out".
     text, markup, _ = render_card(product(**changes), community(), "en", BOT)
     assert translate(state_line, "en") in shown(text).splitlines()
     assert "/buy" not in shown(text)
-    assert labels(markup) == [[translate("↗️ Share", "en")]]
+    assert markup is None
 
 
 def test_archived_card_has_no_buttons_and_says_so() -> None:

@@ -80,15 +80,14 @@ def share_url(product: Product, bot_username: str) -> str:
 
 
 def card_markup(product: Product, locale: str, bot_username: str) -> InlineKeyboardMarkup | None:
-    """Buy while it can be bought; Share unless it is archived; nothing for an archived product."""
-    if product.status == ProductStatus.ARCHIVED:
+    """Buy and Share while it can be bought; nothing while sold out, paused or archived: a shared
+    link would only lead to "sold out". The card is redrawn when it sells again."""
+    if not buyable(product):
         return None
-    row = []
-    if buyable(product):
-        row.append(InlineKeyboardButton(text=translate("🛒 Buy", locale),
-                                        callback_data=BuyProduct(product_id=product.id).pack()))
-    row.append(InlineKeyboardButton(text=translate("↗️ Share", locale), url=share_url(product, bot_username)))
-    return InlineKeyboardMarkup(inline_keyboard=[row])
+    return InlineKeyboardMarkup(inline_keyboard=[[
+        InlineKeyboardButton(text=translate("🛒 Buy", locale), callback_data=BuyProduct(product_id=product.id).pack()),
+        InlineKeyboardButton(text=translate("↗️ Share", locale), url=share_url(product, bot_username)),
+    ]])
 
 
 def render_card(product: Product, community: Community, locale: str, bot_username: str, *,

@@ -313,7 +313,7 @@ async def test_photo_product_is_posted_as_a_photo_with_caption(e2e: E2E, group: 
     [edit] = edits(e2e)
     assert edit.method == "editMessageCaption" and edit.ok
     assert card.photo is photo and en("❌ SOLD OUT") in card.caption.splitlines()
-    assert card.buttons == [[en("↗️ Share")]]
+    assert card.buttons == []  # Share would only lead to "sold out"
     assert_no_empty_edits(e2e)
 
 
@@ -543,11 +543,17 @@ async def test_stock_changes_edit_each_card_once_per_run_and_never_to_the_same_c
     await e2e.app.run_job("refresh_cards", now())
     assert "<b>" + en("❌ SOLD OUT") + "</b>" in card.html
     assert en(HOW_TO_BUY, number=1) not in card.text
-    assert card.buttons == [[en("↗️ Share")]]
+    assert card.buttons == [] and card.reply_markup is None  # Share would only lead to "sold out"
     assert len(edits(e2e)) == 3 and all(c.ok for c in edits(e2e))
-    assert_no_empty_edits(e2e)
     [post] = await post_rows(e2e, product.id)
     assert post.refresh_due is False
+
+    # Back in stock: Buy and Share come back.
+    async with e2e.db() as s:
+        await products.edit(s, community_id=cid, product_id=product.id, actor_id=alice.id, now=now(), stock=3)
+    assert await e2e.app.run_job("refresh_cards", now()) == "1 edited, 0 unchanged, 0 failed, 0 skipped"
+    assert card.buttons == [[en("🛒 Buy"), en("↗️ Share")]] and en("Left: {count}", count=3) in card.text.splitlines()
+    assert_no_empty_edits(e2e)
 
 
 async def _pickup_point(e2e: E2E, group: Group) -> int:
@@ -575,7 +581,7 @@ async def test_pause_resume_archive_in_list_and_card(e2e: E2E, group: Group) -> 
     assert [en("📣 Post now"), en("🕒 Schedule post")] not in view.buttons
     await e2e.app.run_job("refresh_cards", now())
     assert en("⏸ Paused: not on sale right now.") in card.text.splitlines()
-    assert card.buttons == [[en("↗️ Share")]]
+    assert card.buttons == []
     await e2e.press(alice, en("« Products"))
     assert e2e.last(alice).splitlines()[1].endswith(" · " + en("paused"))
 
