@@ -1,4 +1,4 @@
-"""Command line: `python -m bot run | migrate | demo | jobs list | jobs run NAME [--at ISO-8601]`."""
+"""Command line: `python -m bot run | migrate | demo | jobs list | jobs run NAME [--at ISO-8601] | webhook set`."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ def _parser() -> argparse.ArgumentParser:
     run_one = jobs_sub.add_parser("run", help="run one job now")
     run_one.add_argument("name")
     run_one.add_argument("--at", help="run as of this time (ISO-8601; UTC when no offset is given)")
+    webhook = sub.add_parser("webhook", help="the webhook registered with Telegram")
+    webhook_sub = webhook.add_subparsers(dest="webhook_command", required=True)
+    webhook_sub.add_parser("set", help="register WEBHOOK_URL, the first WEBHOOK_SECRET and the command menus "
+                                       "(a deploy step; workers started after it do not register again)")
     return parser
 
 
@@ -56,18 +60,49 @@ def migrate(settings: Settings) -> None:
 
 async def _serve(settings: Settings) -> None:
     from bot.app import App
+    from bot.telegram import metrics
+    from bot.telegram.ops import Health, serve_ops
 
     app = await App.connect(settings)
+    metrics.instrument(dp=app.dp, bots=(app.bot, app.sender_bot), sender=app.sender)
+    health = Health(app.engine, app.redis)
+    ops = None
     try:
-        await app.start()
+        # Webhook workers register the webhook and the menus together, once per deploy.
+        await app.start(publish_commands=not settings.WEBHOOK_URL)
         if settings.WEBHOOK_URL:
             from bot.telegram.webhook import serve_webhook
 
-            await serve_webhook(app.dp, app.bot, settings)
+            await serve_webhook(app.dp, app.bot, settings, health=health, redis=app.redis)
         else:
+            if settings.METRICS_PORT:
+                ops = await serve_ops(settings.HOST, settings.METRICS_PORT, health)
             await app.feed_polling()
     finally:
         await app.stop()
+        if ops is not None:
+            await ops.cleanup()
+
+
+async def _set_webhook(settings: Settings) -> None:
+    from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
+
+    from bot.app import connect_redis
+    from bot.factory import create_bot
+    from bot.telegram.registration import register
+
+    bot = create_bot(settings, settings.bot_token())
+    redis = await connect_redis(settings.REDIS_URL) if settings.REDIS_URL else None
+    try:
+        await register(bot, settings, redis, force=True)
+    except TelegramNetworkError as exc:
+        raise StartupError(f"Bot API unreachable at {settings.TELEGRAM_API_URL}: {exc}") from None
+    except TelegramUnauthorizedError:
+        raise ConfigError("BOT_TOKEN was rejected by the Bot API (401 Unauthorized)") from None
+    finally:
+        await bot.session.close()
+        if redis is not None:
+            await redis.aclose()
 
 
 def _parse_at(raw: str | None) -> datetime:
@@ -108,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
             settings.bot_token()
             migrate(settings)
             asyncio.run(_serve(settings))
+        elif args.command == "webhook":
+            settings.bot_token()
+            asyncio.run(_set_webhook(settings))
+            print(f"webhook set: {settings.WEBHOOK_URL}")
         elif args.jobs_command == "list":
             from bot.jobs.catalog import JOBS
 

@@ -16,6 +16,8 @@ DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{ROOT / 'data' / 'bot.db'}"
 # BotFather tokens look like "123456789:AAH...": a numeric bot id, a colon, 35 url-safe characters.
 # Local Bot API servers and emulators accept shorter secrets, so only the shape is enforced.
 TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{1,100}$")
+# What the Bot API accepts as setWebhook's secret_token.
+WEBHOOK_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
 class ConfigError(Exception):
@@ -39,8 +41,11 @@ class Settings(BaseSettings):
     OWNER_IDS: Annotated[frozenset[int], NoDecode] = frozenset()
     PAYMENT_PROVIDER_TOKEN: SecretStr | None = None
     WEBHOOK_URL: str | None = None
+    # Comma-separated: the first is registered with Telegram, every one is accepted (a rotation
+    # lists the old secret beside the new one until no worker or Telegram uses it).
     WEBHOOK_SECRET: SecretStr | None = None
-    PORT: int = 8080
+    HOST: str = "0.0.0.0"
+    PORT: int = Field(default=8080, ge=1, le=65535)
     DEFAULT_LOCALE: str = "en"
     DEFAULT_TIMEZONE: str = "UTC"
     # Operational knobs; not part of the public contract but documented in the README.
@@ -48,6 +53,8 @@ class Settings(BaseSettings):
     THROTTLE_RATE: float = Field(default=3.0, gt=0)
     UPDATES_IN_FLIGHT: int = Field(default=100, ge=1)
     LOG_LEVEL: str = "INFO"
+    # /metrics and /healthz on this port when polling (the webhook server serves them on PORT).
+    METRICS_PORT: int | None = Field(default=None, ge=1, le=65535)
 
     @field_validator("OWNER_IDS", mode="before")
     @classmethod
@@ -83,6 +90,21 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("WEBHOOK_SECRET")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not all(WEBHOOK_SECRET_RE.match(s.strip()) for s in value.get_secret_value().split(",")):
+            raise ValueError("each comma-separated secret must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    def webhook_secrets(self) -> list[str]:
+        """The secrets accepted from Telegram; the first is the one to register."""
+        if self.WEBHOOK_SECRET is None:
+            return []
+        return [s.strip() for s in self.WEBHOOK_SECRET.get_secret_value().split(",")]
 
     def bot_token(self) -> str:
         """The token, or a ConfigError naming BOT_TOKEN."""

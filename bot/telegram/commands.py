@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from aiogram import Bot
 from aiogram.types import (
     BotCommand,
+    BotCommandScope,
     BotCommandScopeAllChatAdministrators,
     BotCommandScopeAllGroupChats,
     BotCommandScopeAllPrivateChats,
@@ -60,15 +61,22 @@ def for_role(roles: set[str], chat: str) -> list[Command]:
     return [c for c in COMMANDS if chat in c.chats and c.roles & roles]
 
 
-async def publish(bot: Bot) -> None:
-    """setMyCommands for every scope and language, so each sees their own list in their language."""
+def menus() -> list[tuple[BotCommandScope, str | None, list[BotCommand]]]:
+    """Every command menu: (scope, Telegram language code or None for the default, commands)."""
     scopes = [
         (BotCommandScopeAllPrivateChats(), for_role({MEMBER}, PRIVATE)),
         (BotCommandScopeAllGroupChats(), for_role({MEMBER}, GROUP)),
         (BotCommandScopeAllChatAdministrators(), for_role({MEMBER, LEADER}, GROUP)),
     ]
-    for scope, commands in scopes:
-        for locale in LOCALES:
-            listed = [BotCommand(command=c.name, description=translate(c.description, locale)) for c in commands]
-            language = None if locale == "en" else TELEGRAM_LANGUAGE[locale]
-            await bot.set_my_commands(listed, scope=scope, language_code=language)
+    return [
+        (scope, None if locale == "en" else TELEGRAM_LANGUAGE[locale],
+         [BotCommand(command=c.name, description=translate(c.description, locale)) for c in listed])
+        for scope, listed in scopes
+        for locale in LOCALES
+    ]
+
+
+async def publish(bot: Bot) -> None:
+    """setMyCommands for every scope and language, so each sees their own list in their language."""
+    for scope, language, listed in menus():
+        await bot.set_my_commands(listed, scope=scope, language_code=language)

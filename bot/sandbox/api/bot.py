@@ -12,6 +12,7 @@ from .registry import method
 
 COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 LANGUAGE_CODE = re.compile(r"^([a-z]{2})?$")
+SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 SCOPES_WITH_CHAT = ("chat", "chat_administrators", "chat_member")
 SCOPE_TYPES = ("default", "all_private_chats", "all_group_chats", "all_chat_administrators", *SCOPES_WITH_CHAT)
 DESCRIPTION_LIMITS = {"description": 512, "short_description": 120}
@@ -42,6 +43,9 @@ def set_webhook(emu, p):
     url = p.get_str("url") or ""
     if url and not url.startswith("https://"):
         raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+    secret = p.get_str("secret_token")
+    if secret and not SECRET_TOKEN.match(secret):
+        raise bad_request("secret token contains unallowed characters")
     emu.webhook_url = url
     if p.get_bool("drop_pending_updates"):
         emu.updates.drop_pending()

@@ -2,6 +2,10 @@
 
 Chatter is never throttled: only updates that reach a handler pass through here. A throttled user
 is told once per burst, never silently ignored.
+
+With REDIS_URL set the buckets live in Redis, beside the FSM state (whose storage the dispatcher
+hands every handler), so a user has one budget however many workers their updates reach; without
+it they live in this process, the only one there is.
 """
 
 from __future__ import annotations
@@ -11,11 +15,33 @@ import time
 from typing import Any
 
 from aiogram import BaseMiddleware
+from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import CallbackQuery, Message
+from redis.asyncio import Redis
 
 from bot.core.i18n import translate
 
 log = logging.getLogger(__name__)
+
+BUCKET_KEY = "ccb:throttle:{}"
+# The shared bucket: Redis's own clock, so that workers' clocks need not agree. Returns
+# {allowed, warn}; the key expires once the bucket would be full again (what a new user gets).
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'at', 'warned')
+local tokens = math.min(burst, (tonumber(b[1]) or burst) + (now - (tonumber(b[2]) or now)) * rate)
+local allowed, warn, warned = 0, 0, 1
+if tokens >= 1 then
+  tokens, allowed, warned = tokens - 1, 1, 0
+elseif b[3] ~= '1' then
+  warn = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', now, 'warned', warned)
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
+return {allowed, warn}
+"""
 
 
 class ThrottleMiddleware(BaseMiddleware):
@@ -23,6 +49,13 @@ class ThrottleMiddleware(BaseMiddleware):
         self.rate, self.burst, self.clock = rate, burst, clock
         self._buckets: dict[int, tuple[float, float, bool]] = {}  # user → (tokens, updated, warned)
         self._next_prune = 0.0
+        self._shared: tuple[Redis, object] | None = None
+
+    async def _take_shared(self, redis: Redis, user_id: int) -> tuple[bool, bool]:
+        if self._shared is None or self._shared[0] is not redis:
+            self._shared = (redis, redis.register_script(_TAKE))
+        allowed, warn = await self._shared[1](keys=[BUCKET_KEY.format(user_id)], args=[self.rate, self.burst])
+        return bool(allowed), bool(warn)
 
     def _take(self, user_id: int) -> tuple[bool, bool]:
         """(allowed, should_warn)."""
@@ -49,7 +82,11 @@ class ThrottleMiddleware(BaseMiddleware):
         user = data.get("event_from_user")
         if user is None or not isinstance(event, (Message, CallbackQuery)):
             return await handler(event, data)
-        allowed, warn = self._take(user.id)
+        storage = data.get("fsm_storage")
+        if isinstance(storage, RedisStorage):
+            allowed, warn = await self._take_shared(storage.redis, user.id)
+        else:
+            allowed, warn = self._take(user.id)
         if allowed:
             return await handler(event, data)
         log.info("throttled user %s", user.id)
