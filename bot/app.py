@@ -142,6 +142,10 @@ class App:
     async def stop(self) -> None:
         """Reverse order of start; the activity buffer and the outbox are flushed, not dropped."""
         await self.drain_updates()
+        try:
+            await self.dp.confirm_handled(self.bot)
+        except Exception as exc:  # noqa: BLE001 - Telegram sends them again; the ledger knows them
+            log.warning("could not confirm the last handled updates: %s", exc)
         if "scheduler" in self._started:
             await self.scheduler.stop()
         if "flusher" in self._started:

@@ -97,6 +97,8 @@ async def test_memory_ledger_records_completion_not_arrival():
     assert await ledger.claim(2) is Claim.NEW
     clock.now += 121  # the worker holding the claim died; the claim lapsed
     assert await ledger.claim(2) is Claim.NEW
+    assert await ledger.claim(2) is Claim.BUSY
+    assert await ledger.claim(2, take_over=True) is Claim.NEW  # a poller finds its dead predecessor's claim
     assert not await ledger.first_time(1) and await ledger.first_time(3)
     assert await ledger.claim(3) is Claim.DONE
 
@@ -117,6 +119,8 @@ async def test_redis_ledger_claims_are_shared_and_completion_is_kept(redis_url):
         assert 24 * 3600 < await clients[0].ttl("ccb:upd:44:7") <= 26 * 3600
         await ledgers[1].release(8)
         assert await ledgers[0].claim(8) is Claim.NEW
+        assert await ledgers[1].claim(8, take_over=True) is Claim.NEW
+        assert await ledgers[1].claim(7, take_over=True) is Claim.DONE
         await clients[0].set("ccb:upd:44:9", 1)  # what earlier versions wrote for a handled update
         assert await ledgers[0].claim(9) is Claim.DONE
         assert not await ledgers[0].first_time(7) and await ledgers[0].first_time(60)

@@ -29,20 +29,23 @@ from typing import Any, Callable
 from aiogram import Bot
 from aiogram import Dispatcher as AiogramDispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.dispatcher.dispatcher import DEFAULT_BACKOFF_CONFIG
 from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.dispatcher.event.handler import FilterObject
 from aiogram.dispatcher.middlewares.error import ErrorsMiddleware as AiogramErrorsMiddleware
 from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
 from aiogram.filters import Command
 from aiogram.fsm.middleware import FSMContextMiddleware
-from aiogram.methods import GetUpdates, Response
+from aiogram.methods import GetUpdates, Response, TelegramMethod
 from aiogram.types import Message, TelegramObject, Update
+from aiogram.utils.backoff import Backoff, BackoffConfig
 from pydantic import ValidationError
 
 from bot.services.users import Profile
 from bot.telegram.middlewares.activity import GROUP_TYPES, ActivityMiddleware
 from bot.telegram.middlewares.dedup import DedupMiddleware
 from bot.telegram.middlewares.errors import ErrorsMiddleware
+from bot.telegram.polling import PollingWindow
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +151,12 @@ class Unparsable:
         self.update_id = update_id
 
 
+class Known(Unparsable):
+    """An update polling already handed out (bot/telegram/polling.py): not parsed again."""
+
+    __slots__ = ()
+
+
 class ChatterSession(AiohttpSession):
     """The bots' HTTP session. A getUpdates answer is parsed update by update: one that aiogram
     cannot parse comes back as `Unparsable` instead of failing the whole answer (which polling would
@@ -155,6 +164,8 @@ class ChatterSession(AiohttpSession):
     `RawChatter`."""
 
     chatter_of: Callable[[Any], bool] | None = None
+    # While polling: ids being handled or handled already, which come back until confirmed.
+    known: Callable[[int], bool] | None = None
 
     def check_response(self, bot: Bot, method, status_code: int, content: str):
         if not isinstance(method, GetUpdates) or status_code != 200:
@@ -167,7 +178,10 @@ class ChatterSession(AiohttpSession):
         if not isinstance(result, list) or not all(isinstance(raw, dict) and type(raw.get("update_id")) is int
                                                    for raw in result):
             return super().check_response(bot=bot, method=method, status_code=status_code, content=content)
-        return Response[list[Update]].model_construct(ok=True, result=[self._parse(bot, raw) for raw in result])
+        known = self.known
+        return Response[list[Update]].model_construct(
+            ok=True, result=[Known(raw["update_id"]) if known is not None and known(raw["update_id"]) else self._parse(bot, raw)
+                             for raw in result])
 
     def _parse(self, bot: Bot, raw: dict) -> Update | RawChatter | Unparsable:
         if self.chatter_of is not None and self.chatter_of(raw):
@@ -190,6 +204,8 @@ class ChatterLane:
         self._tasks = tasks
         self._pending: list[Update] = []
         self._drainer: asyncio.Task | None = None
+        # Polling's window, told when a batch is recorded: until then its offset holds them.
+        self.window: PollingWindow | None = None
 
     async def add(self, update: Update) -> None:
         """Queue chatter from the polling loop; it is handled once the current batch is read."""
@@ -206,6 +222,9 @@ class ChatterLane:
             while self._pending:
                 batch, self._pending = self._pending, []
                 await self.handle(batch)
+                if self.window is not None:
+                    for update in batch:
+                        self.window.finished(update.update_id)
         finally:
             self._drainer = None
 
@@ -230,6 +249,7 @@ class Dispatcher(AiogramDispatcher):
     """aiogram's Dispatcher, with chatter taken off the routed path when that is proven safe."""
 
     chatter: ChatterLane | None = None
+    _window: PollingWindow | None = None
 
     def use_chatter_lane(self, *, dedup: DedupMiddleware, errors: ErrorsMiddleware,
                          activity: ActivityMiddleware) -> None:
@@ -264,24 +284,77 @@ class Dispatcher(AiogramDispatcher):
             return UNHANDLED
         return await super().feed_update(bot, update, **kwargs)
 
-    async def _listen_updates(self, bot: Bot, **kwargs: Any):  # type: ignore[override]
-        # aiogram's polling loop makes a task per update it is given; chatter is not given to it.
+    async def _listen_updates(self, bot: Bot, polling_timeout: int = 30,  # type: ignore[override]
+                              backoff_config: BackoffConfig = DEFAULT_BACKOFF_CONFIG,
+                              allowed_updates: list[str] | None = None):
+        """aiogram's polling loop, confirming only what was handled (bot/telegram/polling.py); chatter
+        goes to its lane instead of a task per update."""
+        window = self._window = PollingWindow()
         session = bot.session if isinstance(bot.session, ChatterSession) else None
         if session is not None:
             session.chatter_of = partial(is_raw_chatter, bot_id=bot.id) if self.chatter is not None else None
+            session.known = window.known
+        if self.chatter is not None:
+            self.chatter.window = window
+        backoff = Backoff(config=backoff_config)
+        get_updates = GetUpdates(timeout=polling_timeout, allowed_updates=allowed_updates)
+        kwargs = {"request_timeout": int(bot.session.timeout + polling_timeout)} if bot.session.timeout else {}
         try:
-            async for update in super()._listen_updates(bot, **kwargs):
-                lane = self.chatter
-                if isinstance(update, Unparsable):
+            while True:
+                get_updates.offset = window.next_offset()
+                try:
+                    updates = await bot(get_updates, **kwargs)
+                except Exception as exc:  # noqa: BLE001 - Telegram unreachable: wait and ask again
+                    log.error("could not fetch updates (%s: %s); again in %.1f s", type(exc).__name__, exc,
+                              backoff.next_delay)
+                    await backoff.asleep()
                     continue
-                if lane is not None and (isinstance(update, RawChatter) or is_chatter(update, bot.id)):
-                    await lane.add(update)
-                else:
-                    yield update.parsed(bot) if isinstance(update, RawChatter) else update
+                backoff.reset()
+                fresh = False
+                for update in updates:
+                    if isinstance(update, Known) or window.known(update.update_id):
+                        continue
+                    fresh = True
+                    window.started(update.update_id)
+                    if isinstance(update, Unparsable):
+                        window.finished(update.update_id)
+                        continue
+                    lane = self.chatter
+                    if lane is not None and (isinstance(update, RawChatter) or is_chatter(update, bot.id)):
+                        await lane.add(update)
+                    else:
+                        yield update.parsed(bot) if isinstance(update, RawChatter) else update
+                if updates and not fresh:
+                    await window.wait_for_progress()
         finally:
             if session is not None:
-                session.chatter_of = None
+                session.chatter_of = session.known = None
+            if self.chatter is not None:
+                self.chatter.window = None
 
+    async def _process_update(self, bot: Bot, update: Update, call_answer: bool = True, **kwargs: Any) -> bool:
+        # aiogram's, telling polling's window how it went. An exception here escaped every handler
+        # (the errors middleware answers theirs): the update is fetched and tried again.
+        window = self._window
+        try:
+            response = await self.feed_update(bot, update, polling=True, **kwargs)
+            if call_answer and isinstance(response, TelegramMethod):
+                await self.silent_call_request(bot=bot, result=response)
+        except Exception:
+            log.exception("update %s failed outside every handler", update.update_id)
+            if window is not None:
+                window.failed(update.update_id)
+            return True
+        if window is not None:
+            window.finished(update.update_id)
+        return response is not UNHANDLED
+
+    async def confirm_handled(self, bot: Bot) -> None:
+        """After polling stopped and handlers drained: tell Telegram what was handled since the last
+        getUpdates, so a restart does not receive it again."""
+        offset = self._window.offset if self._window is not None else None
+        if offset is not None:
+            await bot(GetUpdates(offset=offset, limit=1, timeout=0))
 
 def why_routed(dp: AiogramDispatcher, *, known_middlewares) -> str | None:
     """None when no registered handler can take plain group chatter; else the first reason why."""

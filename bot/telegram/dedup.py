@@ -29,8 +29,10 @@ class Claim(StrEnum):
 
 
 class UpdateLedger(Protocol):
-    async def claim(self, update_id: int) -> Claim:
-        """NEW for exactly one caller at a time (atomically, across workers for the Redis ledger)."""
+    async def claim(self, update_id: int, *, take_over: bool = False) -> Claim:
+        """NEW for exactly one caller at a time (atomically, across workers for the Redis ledger).
+        `take_over`: a claim still held is someone else's that was cut off (only one process polls,
+        so whatever a poller finds busy was left by its dead predecessor): claim it anew."""
 
     async def complete(self, update_id: int) -> None:
         """The claimed update was handled: every later delivery is DONE."""
@@ -62,11 +64,11 @@ class MemoryLedger:
         self._ttl, self._max, self._claim_seconds, self._clock = ttl, max_runs, claim_seconds, clock
         self._next_expiry = 0.0
 
-    async def claim(self, update_id: int) -> Claim:
+    async def claim(self, update_id: int, *, take_over: bool = False) -> Claim:
         if self._done(update_id):
             return Claim.DONE
         now = self._clock()
-        if self._claims.get(update_id, now) > now:
+        if self._claims.get(update_id, now) > now and not take_over:
             return Claim.BUSY
         self._claims[update_id] = now + self._claim_seconds
         return Claim.NEW
@@ -126,7 +128,7 @@ class MemoryLedger:
 _CLAIM = """
 local held = redis.call('GET', KEYS[1])
 if held == 'done' or held == '1' then return 'done' end
-if held then return 'busy' end
+if held and ARGV[2] ~= '1' then return 'busy' end
 redis.call('SET', KEYS[1], 'busy', 'EX', ARGV[1])
 return 'new'
 """
@@ -141,8 +143,8 @@ class RedisLedger:
         self._redis, self._ttl, self._claim_seconds, self._prefix = redis, ttl_seconds, claim_seconds, f"{prefix}:{bot_id}"
         self._claim = redis.register_script(_CLAIM)
 
-    async def claim(self, update_id: int) -> Claim:
-        held = await self._claim(keys=[f"{self._prefix}:{update_id}"], args=[self._claim_seconds])
+    async def claim(self, update_id: int, *, take_over: bool = False) -> Claim:
+        held = await self._claim(keys=[f"{self._prefix}:{update_id}"], args=[self._claim_seconds, int(take_over)])
         return Claim(held.decode() if isinstance(held, bytes) else held)
 
     async def complete(self, update_id: int) -> None:

@@ -31,7 +31,7 @@ class DedupMiddleware(BaseMiddleware):
         self.dropped = 0
 
     async def __call__(self, handler, event: Update, data: dict[str, Any]) -> Any:
-        claim = await self.ledger.claim(event.update_id)
+        claim = await self.ledger.claim(event.update_id, take_over=data.get("polling", False))
         if claim is not Claim.NEW:
             self.dropped += 1
             log.info("update %s delivered again (%s); ignored", event.update_id, claim)
