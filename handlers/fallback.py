@@ -6,10 +6,14 @@ from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message, PreCheckoutQuery
 from aiogram.utils.i18n import gettext as _
 
+from bot.telegram.update_types import SENT_BY_PERSON
+
 router = Router(name=__name__)
 
 
-@router.message(F.chat.type == "private")
+# Only what the user wrote or sent: Telegram's own notices in the chat (a refund, a payment no
+# feature claimed, a pinned message...) are not the user talking to the bot.
+@router.message(F.chat.type == "private", SENT_BY_PERSON)
 async def on_unknown_private(message: Message) -> None:
     if message.text and message.text.startswith("/"):
         await message.answer(_("I do not know that command. Send /help to see what I can do."))

@@ -31,6 +31,7 @@ from bot.services.errors import DomainError
 from bot.services.groupbuys import Terms
 from bot.services.money import parse_money
 from bot.telegram.middlewares.actor import Actor
+from bot.telegram.update_types import SENT_BY_PERSON
 from bot.views.errors_text import error_text
 from bot.views.keyboards import (
     AdminNav,
@@ -540,7 +541,7 @@ async def on_form_text(message: Message, session: AsyncSession, actor: Actor, st
                   message.text, now=_at(message))
 
 
-@router.message(StateFilter(*ALL_STATES), F.chat.type == "private", ~F.text)
+@router.message(StateFilter(*ALL_STATES), F.chat.type == "private", ~F.text, SENT_BY_PERSON)
 async def on_form_other(message: Message, session: AsyncSession, actor: Actor, state: FSMContext) -> None:
     community = await form_guard(message, session, actor, state)
     if community is None:

@@ -28,6 +28,7 @@ from bot.services.errors import DomainError
 from bot.services.money import format_money, parse_money
 from bot.telegram.context import BotContext
 from bot.telegram.middlewares.actor import Actor
+from bot.telegram.update_types import SENT_BY_PERSON
 from bot.views.cards import card_text
 from bot.views.errors_text import error_text
 from bot.views.keyboards import (
@@ -657,7 +658,7 @@ async def on_form_text(message: Message, session: AsyncSession, actor: Actor, st
     await _answer_step(message, session, actor, state, community, current, data, message.text, now=_at(message))
 
 
-@router.message(StateFilter(*ALL_STEPS), F.chat.type == "private", ~F.text)
+@router.message(StateFilter(*ALL_STEPS), F.chat.type == "private", ~F.text, SENT_BY_PERSON)
 async def on_form_other(message: Message, state: FSMContext) -> None:
     await _ask_again(message, await state.get_state(), await state.get_data())
 

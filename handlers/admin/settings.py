@@ -21,6 +21,7 @@ from bot.core.locales import LOCALE_NAMES, LOCALES
 from bot.services import settings
 from bot.services.errors import DomainError
 from bot.telegram.middlewares.actor import Actor
+from bot.telegram.update_types import SENT_BY_PERSON
 from bot.views.errors_text import error_text
 from bot.views.keyboards import AdminNav, CommunityLang, Form, FormAction, Pickup, PickupAction, Section
 from bot.views.render import edit_or_send
@@ -223,13 +224,13 @@ async def cmd_cancel(message: Message, state: FSMContext) -> None:
     await message.answer(_("Cancelled. Nothing was changed. Send /admin to open the menu again."))
 
 
-@router.message(StateFilter(*PROMPTS), F.chat.type == "private", ~F.text)
+@router.message(StateFilter(*PROMPTS), F.chat.type == "private", ~F.text, SENT_BY_PERSON)
 async def on_form_not_text(message: Message, state: FSMContext) -> None:
     current, data = await state.get_state(), await state.get_data()
     await message.answer(_("Please answer with text.") + "\n\n" + PROMPTS[current](data), reply_markup=form_keyboard())
 
 
-@router.message(StateFilter(*PROMPTS), F.chat.type == "private", ~F.text.startswith("/"))
+@router.message(StateFilter(*PROMPTS), F.chat.type == "private", F.text, ~F.text.startswith("/"))
 async def on_form_answer(message: Message, session: AsyncSession, actor: Actor, state: FSMContext) -> None:
     """The answer to whichever settings form step is open."""
     current, data = await state.get_state(), await state.get_data()

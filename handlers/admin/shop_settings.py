@@ -27,6 +27,7 @@ from bot.services.shop_settings import (
     update_shop_settings,
 )
 from bot.telegram.middlewares.actor import Actor
+from bot.telegram.update_types import SENT_BY_PERSON
 from bot.views.errors_text import error_text
 from bot.views.keyboards import AdminNav, Section, ShopOp, ShopOption
 from bot.views.render import edit_or_send
@@ -177,13 +178,13 @@ async def on_form_button(query: CallbackQuery, callback_data: ShopOption, sessio
     await edit_or_send(query.message, *shop_view(community))
 
 
-@router.message(StateFilter(ShopSettingsForm), F.chat.type == "private", ~F.text)
+@router.message(StateFilter(ShopSettingsForm), F.chat.type == "private", ~F.text, SENT_BY_PERSON)
 async def on_form_not_text(message: Message, state: FSMContext) -> None:
     text, markup = prompt(await state.get_state(), await state.get_data())
     await message.answer(_("Please answer with text.") + "\n\n" + text, reply_markup=markup)
 
 
-@router.message(StateFilter(ShopSettingsForm), F.chat.type == "private", ~F.text.startswith("/"))
+@router.message(StateFilter(ShopSettingsForm), F.chat.type == "private", F.text, ~F.text.startswith("/"))
 async def on_form_answer(message: Message, session: AsyncSession, actor: Actor, state: FSMContext) -> None:
     current, data = await state.get_state(), await state.get_data()
     community = await form_guard(message, session, actor, state)

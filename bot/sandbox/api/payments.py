@@ -92,11 +92,22 @@ def refund_star_payment(emu, p):
         raise bad_request("CHARGE_ALREADY_REFUNDED")
     payment.refunded = True
     user = emu.user(user_id)
+    chat = emu.private_chat(user)
     emu.transcript.add(
         "notice",
-        emu.private_chat(user).label,
+        chat.label,
         "bot",
         f"bot refunded {format_amount(payment.total_amount, payment.currency)} to {user.full_name}",
     )
+    # Telegram tells both sides with a service message in the buyer's private chat (RefundedPayment).
+    refunded = {
+        "currency": payment.currency,
+        "total_amount": payment.total_amount,
+        "invoice_payload": payment.invoice_payload,
+        "telegram_payment_charge_id": payment.telegram_payment_charge_id,
+    }
+    if payment.provider_payment_charge_id:
+        refunded["provider_payment_charge_id"] = payment.provider_payment_charge_id
+    emu.service_message(chat, user, {"refunded_payment": refunded})
     emu.touch()
     return True
