@@ -9,8 +9,9 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.storage.base import BaseStorage
-from aiogram.methods import Response
+from aiogram.methods import AnswerCallbackQuery, Response
 from aiogram.utils.i18n import I18n
 
 from bot.core.config import Settings
@@ -31,6 +32,8 @@ from bot.telegram.middlewares.throttle import ThrottleMiddleware
 
 log = logging.getLogger(__name__)
 
+# How Telegram refuses a callback answer after the query's deadline (or a second answer to it).
+QUERY_TOO_OLD = "query is too old"
 # Observers that get a DB session, the actor and throttling (inner: only when a handler matched).
 HANDLED_EVENTS = ("message", "callback_query", "chat_member", "my_chat_member", "chat_join_request", "pre_checkout_query")
 
@@ -54,11 +57,32 @@ class KeepResponseModels(BaseRequestMiddleware):
         return await make_request(bot, method)
 
 
+class LateCallbackAnswers(BaseRequestMiddleware):
+    """An answer to a button press that Telegram refuses as too late becomes a logged no-op.
+
+    Telegram takes a callback answer for about 15 s after the press; in a rush the bot gets to it
+    later. By then the press has usually done what it was for, and the toast is all that is lost:
+    raising would stop the handler half way and make the errors middleware apologise for an action
+    that took effect. The refusal reads the same for a query answered twice, so the answer comes
+    back False ("nothing was shown"), never True.
+    """
+
+    async def __call__(self, make_request, bot, method):
+        try:
+            return await make_request(bot, method)
+        except TelegramBadRequest as exc:
+            if not isinstance(method, AnswerCallbackQuery) or QUERY_TOO_OLD not in exc.message:
+                raise
+            log.info("callback query %s not answered: %s", method.callback_query_id, exc.message)
+            return False
+
+
 def create_bot(settings: Settings, token: str, *, wait_out_flood: bool = True) -> Bot:
     """A Bot on the configured API server. Handlers' bot waits out 429s; the sender's does not,
     because the sender paces itself from a shared budget and must see every 429 to pause it."""
     session = ChatterSession(api=TelegramAPIServer.from_base(settings.TELEGRAM_API_URL))
     session.middleware(KeepResponseModels())
+    session.middleware(LateCallbackAnswers())
     if wait_out_flood:
         session.middleware(WaitOutFloodControl())
     return Bot(token=token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))

@@ -294,7 +294,7 @@ class SimulationControls(EmulatorCore):
         if (chat.type == "private" and chat.user is not user) or (chat.is_group and not chat.member(user.id).is_member):
             raise SandboxError(f"{user.full_name} cannot see {chat.label}")
         callback_id = str(4_000_000_000_000_000_000 + self.serial())
-        self.callbacks[callback_id] = SimCallback(callback_id, user, message, data, self.clock())
+        self.callbacks[callback_id] = SimCallback(callback_id, user, message, data, self.query_clock())
         self.enqueue(
             "callback_query",
             {
@@ -329,7 +329,7 @@ class SimulationControls(EmulatorCore):
         invoice = invoice_message.invoice
         if invoice is None or invoice_message.deleted:
             raise SandboxError(f"message {invoice_message.message_id} is not a live invoice")
-        query = SimPreCheckout(str(5_000_000_000_000_000_000 + self.serial()), user, invoice_message, self.clock())
+        query = SimPreCheckout(str(5_000_000_000_000_000_000 + self.serial()), user, invoice_message, self.query_clock())
         self.pre_checkouts[query.id] = query
         amount = format_amount(invoice["total_amount"], invoice["currency"])
         self.enqueue(

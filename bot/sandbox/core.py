@@ -111,6 +111,11 @@ class EmulatorCore:
     def now(self) -> int:
         return int(self.clock())
 
+    def query_clock(self) -> float:
+        """The clock a callback or pre-checkout query ages on, from when it is sent to when it is
+        answered: Telegram refuses an answer past the query's deadline."""
+        return self.clock()
+
     def serial(self) -> int:
         """A process-unique number for ids (files, callbacks, charges, links)."""
         return next(self._serial)

@@ -5,16 +5,39 @@ from __future__ import annotations
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, InaccessibleMessage, InlineKeyboardMarkup, Message
 
+# Character references that `html.escape` writes and Telegram's entities never need: the same
+# text either way, so they do not make a message look changed.
+_NEEDLESS_REFERENCES = (("&#x27;", "'"), ("&#39;", "'"), ("&quot;", '"'))
+
+
+def _canonical(html_text: str) -> str:
+    for reference, char in _NEEDLESS_REFERENCES:
+        html_text = html_text.replace(reference, char)
+    return html_text
+
+
+def _keyboard(markup: InlineKeyboardMarkup | None) -> object:
+    return markup.model_dump(exclude_none=True) if markup is not None else None
+
+
+def already_shows(message: Message, text: str, markup: InlineKeyboardMarkup | None) -> bool:
+    """Whether the message, as the update carried it, shows this HTML text and keyboard already."""
+    return (message.text is not None and _canonical(message.html_text) == _canonical(text)
+            and _keyboard(message.reply_markup) == _keyboard(markup))
+
 
 async def edit_or_send(message: Message | InaccessibleMessage | None, text: str,
                        markup: InlineKeyboardMarkup | None = None) -> None:
-    """Replace a menu in place. A double tap edits to identical content, which Telegram refuses
-    with "message is not modified": that is the state we wanted, so it is not an error. A message
-    too old to edit gets a fresh one instead."""
+    """Replace a menu in place. Telegram refuses an edit to what the message already shows ("message
+    is not modified"), so a replayed press that renders the same screen edits nothing. Two taps
+    that both saw the older screen still race to the same edit; that refusal means the state we
+    wanted, so it is not an error either. A message too old to edit gets a fresh one instead."""
     if message is None:
         return
     if isinstance(message, InaccessibleMessage):
         await message.bot.send_message(message.chat.id, text, reply_markup=markup)
+        return
+    if already_shows(message, text, markup):
         return
     try:
         await message.edit_text(text, reply_markup=markup)

@@ -56,7 +56,8 @@ class HumanClock:
 
 
 class PacedEmulator(TelegramEmulator):
-    """The emulator with its flood-control windows measured on the human clock."""
+    """The emulator with its flood-control windows, and the deadlines to answer a button press or
+    a pre-checkout, measured on the human clock."""
 
     def __init__(self, *args: Any, human_clock: HumanClock, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -64,6 +65,9 @@ class PacedEmulator(TelegramEmulator):
 
     def rate_limit(self, chat: SimChat) -> None:
         self.rate_limits.acquire(chat.id, chat.is_group, self.human_clock())
+
+    def query_clock(self) -> float:
+        return self.human_clock()
 
 
 class ErrorLog(logging.Handler):

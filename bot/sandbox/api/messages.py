@@ -315,7 +315,7 @@ def send_chat_action(emu, p):
 @method("answerCallbackQuery")
 def answer_callback_query(emu, p):
     callback = emu.callbacks.get(p.get_str("callback_query_id", required=True))
-    if callback is None or callback.answer is not None or emu.clock() - callback.date > emu.callback_ttl:
+    if callback is None or callback.answer is not None or emu.query_clock() - callback.date > emu.callback_ttl:
         raise bad_request(QUERY_TOO_OLD)
     text = p.get_str("text")
     if text and len(text) > CALLBACK_TEXT_LIMIT:

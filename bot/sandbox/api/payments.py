@@ -69,7 +69,7 @@ def send_invoice(emu, p):
 @method("answerPreCheckoutQuery")
 def answer_pre_checkout_query(emu, p):
     query = emu.pre_checkouts.get(p.get_str("pre_checkout_query_id", required=True))
-    if query is None or query.ok is not None or emu.clock() - query.date > emu.pre_checkout_ttl:
+    if query is None or query.ok is not None or emu.query_clock() - query.date > emu.pre_checkout_ttl:
         raise bad_request(QUERY_TOO_OLD)
     ok = p.get_bool("ok")
     error_message = p.get_str("error_message")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from typing import Any
@@ -58,14 +59,16 @@ class ErrorsMiddleware(BaseMiddleware):
                          locale, error_id=error_id)
         try:
             if update.callback_query:
-                try:
-                    await bot.answer_callback_query(update.callback_query.id, text=text, show_alert=True)
+                # False or a refusal: answered before the failure, or too late (bot.factory.LateCallbackAnswers).
+                answered = False
+                with contextlib.suppress(TelegramBadRequest):
+                    answered = await bot.answer_callback_query(update.callback_query.id, text=text, show_alert=True)
+                if answered:
                     return
-                except TelegramBadRequest:
-                    # Already answered before the failure: say it in the chat instead.
-                    message = update.callback_query.message
-                    if message is not None and message.chat.type == "private":
-                        await bot.send_message(message.chat.id, text)
+                # No alert can show: say it in the chat instead.
+                message = update.callback_query.message
+                if message is not None and message.chat.type == "private":
+                    await bot.send_message(message.chat.id, text)
             elif update.message and update.message.chat.type == "private":
                 await bot.send_message(update.message.chat.id, text)
             elif update.message and (update.message.text or "").startswith("/"):
