@@ -2,8 +2,9 @@
 
 handlers/group/ answers in the group, handlers/member/ in a member's private chat, handlers/admin/
 in a leader's. The order matters where two routers could take the same update: onboarding sees
-membership changes first, payments answer pre-checkout queries before anything else, forms come
-before the commands they could swallow, and help and the fallback catch what is left.
+membership changes first, commands sent on behalf of a chat are answered (or ignored) before a
+handler that needs a person sees them, payments answer pre-checkout queries before anything else,
+forms come before the commands they could swallow, and help and the fallback catch what is left.
 """
 
 from aiogram import Router
@@ -15,14 +16,15 @@ def routers() -> list[Router]:
     from handlers.admin import groupbuy_setup, menu, products, settings, shop_settings
     from handlers.admin import groupbuys as admin_groupbuys
     from handlers.admin import orders as admin_orders
+    from handlers.group import chat_senders, onboarding, shop
     from handlers.group import groupbuys as group_groupbuys
-    from handlers.group import onboarding, shop
     from handlers.member import checkout, help, language, payments, privacy, start
     from handlers.member import coupons as member_coupons
     from handlers.member import orders as member_orders
 
     return [
         onboarding.router,
+        chat_senders.router,
         start.router,
         payments.router,
         privacy.router,

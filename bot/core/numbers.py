@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 
 DIGITS = re.compile(r"[0-9]+")
-_FULL_WIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
+_FULL_WIDTH = re.compile("[０-９]")
+_FULL_WIDTH_OFFSET = ord("０") - ord("0")
 # Far more digits than any number the bot accepts. A longer one reads as 10**MAX_DIGITS, which every
 # range check refuses as too large; int() itself fails on digit strings past 4300 characters.
 MAX_DIGITS = 30
@@ -20,7 +21,7 @@ MAX_DIGITS = 30
 
 def ascii_digits(text: str) -> str:
     """`text` with full-width digits written as ASCII ones; other characters as they were."""
-    return text.translate(_FULL_WIDTH)
+    return _FULL_WIDTH.sub(lambda digit: chr(ord(digit[0]) - _FULL_WIDTH_OFFSET), text)
 
 
 def is_digits(text: str) -> bool:

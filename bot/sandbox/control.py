@@ -20,6 +20,9 @@ from .errors import SandboxError
 from .markup import find_button
 from .serialize import chat_json, invite_link_json, message_json, user_json
 from .state import (
+    CHANNEL_BOT,
+    GROUP_ANONYMOUS_BOT,
+    TELEGRAM_SERVICE,
     CallbackAnswer,
     ChatMemberState,
     SimCallback,
@@ -258,14 +261,62 @@ class SimulationControls(EmulatorCore):
             user.started_bot = True
         elif not target.member(user.id).is_member:
             raise SandboxError(f"{user.full_name} is not in {target.label}")
+        return self._write(target, user, text, user.full_name, reply_to=reply_to)
+
+    def send_as_group(self, admin: SimUser, chat: SimChat, text: str) -> SimMessage:
+        """An administrator who remains anonymous writes: Telegram names the group itself as the
+        sender (`sender_chat`), with GroupAnonymousBot as the placeholder `from`."""
+        if chat.type != "supergroup":
+            raise SandboxError("only supergroup administrators can remain anonymous")
+        if chat.member(admin.id).status not in ("creator", "administrator"):
+            raise SandboxError(f"{admin.full_name} is not an administrator of {chat.label}")
+        return self._write(chat, GROUP_ANONYMOUS_BOT, text, chat.label, sender_chat=chat)
+
+    def send_as_channel(self, user: SimUser, channel: SimChat, chat: SimChat, text: str) -> SimMessage:
+        """`user` writes in `chat` as their channel: `sender_chat` is the channel, `from` Channel_Bot."""
+        if channel.type != "channel" or channel.member(user.id).status not in ("creator", "administrator"):
+            raise SandboxError(f"{user.full_name} cannot write as {channel.label}")
+        if not chat.member(user.id).is_member:
+            raise SandboxError(f"{user.full_name} is not in {chat.label}")
+        return self._write(chat, CHANNEL_BOT, text, channel.label, sender_chat=channel)
+
+    def create_channel(self, title: str, creator: SimUser, *, discussion: SimChat | None = None) -> SimChat:
+        """A channel; with `discussion`, that supergroup is its linked discussion group."""
+        if discussion is not None and (discussion.type != "supergroup" or discussion.linked_chat is not None):
+            raise SandboxError(f"{discussion.label} cannot become a discussion group")
+        chat = SimChat(self._next_supergroup_id, "channel", title, instance=str(self.serial() * 7_777_777_777))
+        self._next_supergroup_id -= 1
+        chat.members[creator.id] = ChatMemberState("creator")
+        chat.linked_chat = discussion
+        if discussion is not None:
+            discussion.linked_chat = chat
+        self.chats[chat.id] = chat
+        return chat
+
+    def post_in_channel(self, channel: SimChat, text: str) -> SimMessage | None:
+        """A channel post; Telegram forwards it into the linked discussion group on its own, from the
+        service account 777000 on behalf of the channel. Returns that forward (None without a group)."""
+        if channel.type != "channel":
+            raise SandboxError(f"{channel.label} is not a channel")
+        post = self.new_message(channel, None, text=text, html=text, sender_chat=channel)
+        self.transcript.add("message", channel.label, channel.label, text)
+        group = channel.linked_chat
+        if group is None:
+            self.touch()
+            return None
+        origin = {"type": "channel", "chat": chat_json(channel), "message_id": post.message_id, "date": post.date}
+        return self._write(group, TELEGRAM_SERVICE, text, channel.label, sender_chat=channel, forward_origin=origin,
+                           is_automatic_forward=True)
+
+    def _write(self, target: SimChat, sender: SimUser, text: str, label: str, **fields: Any) -> SimMessage:
         if not text.strip():
             raise SandboxError("Telegram clients do not send empty messages")
         entities = []
         command = COMMAND.match(text)
         if command:
             entities.append({"type": "bot_command", "offset": 0, "length": command.end()})
-        msg = self.new_message(target, user, text=text, html=text, entities=entities, reply_to=reply_to)
-        self.transcript.add("message", target.label, user.full_name, text)
+        msg = self.new_message(target, sender, text=text, html=text, entities=entities, **fields)
+        self.transcript.add("message", target.label, label, text)
         self.deliver(msg)
         self.touch()
         return msg

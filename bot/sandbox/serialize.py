@@ -116,6 +116,12 @@ def message_json(msg: SimMessage, *, with_reply: bool = True) -> dict[str, Any]:
     data: dict[str, Any] = {"message_id": msg.message_id, "date": msg.date, "chat": chat_json(msg.chat)}
     if msg.from_user is not None:
         data["from"] = user_json(msg.from_user)
+    if msg.sender_chat is not None:
+        data["sender_chat"] = chat_json(msg.sender_chat)
+    if msg.forward_origin is not None:
+        data["forward_origin"] = msg.forward_origin
+    if msg.is_automatic_forward:
+        data["is_automatic_forward"] = True
     if msg.text is not None:
         data["text"] = msg.text
     if msg.caption:

@@ -102,6 +102,13 @@ def restriction(state: ChatMemberState, permissions: dict[str, bool], until_date
         return ChatMemberState("member") if state.is_member else ChatMemberState("left")
     return ChatMemberState("restricted", granted, until_date=until_date, in_chat=state.is_member)
 
+# The placeholder senders Telegram puts in `from` when a message is sent on behalf of a chat (the
+# real sender is `sender_chat`): an anonymous group administrator, a member writing as one of their
+# channels, and a channel post forwarded automatically into the channel's discussion group.
+GROUP_ANONYMOUS_BOT = SimUser(1087968824, "Group", username="GroupAnonymousBot", language_code=None, is_bot=True)
+CHANNEL_BOT = SimUser(136817688, "Channel", username="Channel_Bot", language_code=None, is_bot=True)
+TELEGRAM_SERVICE = SimUser(777000, "Telegram", language_code=None)
+
 
 @dataclass(eq=False)
 class SimInviteLink:
@@ -120,7 +127,7 @@ class SimInviteLink:
 @dataclass(eq=False)
 class SimChat:
     id: int
-    type: str  # private | group | supergroup
+    type: str  # private | group | supergroup | channel
     title: str | None = None
     username: str | None = None
     user: SimUser | None = None  # the other party of a private chat
@@ -130,6 +137,7 @@ class SimChat:
     pinned_ids: list[int] = field(default_factory=list)  # oldest first
     instance: str = ""
     next_message_id: int = 1
+    linked_chat: SimChat | None = None  # a channel's discussion group, or a group's channel
 
     @property
     def is_group(self) -> bool:
@@ -175,6 +183,9 @@ class SimMessage:
     invoice: dict[str, Any] | None = None
     invoice_payload: str | None = None
     service: dict[str, Any] | None = None  # service fields, e.g. new_chat_members
+    sender_chat: SimChat | None = None  # sent on behalf of this chat (`from_user` is then a placeholder)
+    forward_origin: dict[str, Any] | None = None
+    is_automatic_forward: bool = False
     edited: int = 0
     edit_date: int | None = None
     deleted: bool = False

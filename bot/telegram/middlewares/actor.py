@@ -1,4 +1,10 @@
-"""Who is acting: the user row (upserted), their membership and role here, and their language."""
+"""Who is acting: the user row (upserted), their membership and role here, and their language.
+
+A message sent on behalf of a chat (an anonymous administrator, a channel) or by a bot has no
+person behind it: `from` then holds a placeholder account (GroupAnonymousBot, Channel_Bot, the
+service account 777000), which must not become a user. Such an update gets no actor, and a handler
+that takes one is skipped rather than called without it (aiogram then tries the next handler).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import TelegramObject
+from aiogram.dispatcher.event.bases import SkipHandler
+from aiogram.types import Message, TelegramObject
 from aiogram.utils.i18n import I18n
 
 from bot.core.locales import resolve_locale
@@ -37,7 +44,9 @@ class ActorMiddleware(BaseMiddleware):
 
     async def __call__(self, handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         tg_user = data.get("event_from_user")
-        if tg_user is None or tg_user.is_bot:
+        if tg_user is None or tg_user.is_bot or (isinstance(event, Message) and event.sender_chat is not None):
+            if "actor" in data["handler"].params:
+                raise SkipHandler
             return await handler(event, data)
         chat = data.get("event_chat")
         # Writing to the bot in private is what opens the private chat for bot-initiated messages.
