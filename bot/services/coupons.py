@@ -17,6 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.core.numbers import whole_number
 from bot.services import audit, members
 from bot.services.errors import DomainError
 from bot.services.upsert import insert_for
@@ -179,10 +180,10 @@ EXPIRY_DAYS_MAX = 3650
 
 def parse_percent(raw: str) -> int:
     """A whole percentage from 1 to 100 ("15", "15%")."""
-    text = raw.strip().rstrip("%％").strip()
-    if not text.isdigit() or not 1 <= int(text) <= 100:
+    value = whole_number(raw.strip().rstrip("%％").strip())
+    if value is None or not 1 <= value <= 100:
         raise DomainError("coupon_percent_range")
-    return int(text)
+    return value
 
 
 def parse_expiry(raw: str, *, tz: str, now: datetime) -> datetime:
@@ -190,8 +191,7 @@ def parse_expiry(raw: str, *, tz: str, now: datetime) -> datetime:
     text = raw.strip()
     zone = ZoneInfo(tz)
     try:
-        if text.isdigit():
-            days = int(text)
+        if (days := whole_number(text)) is not None:
             if not 1 <= days <= EXPIRY_DAYS_MAX:
                 raise ValueError
             day = now.astimezone(zone).date() + timedelta(days=days)
@@ -211,8 +211,9 @@ async def resolve_owner(session: AsyncSession, *, community_id: int, raw: str) -
     text = raw.strip()
     query = (select(User).join(Member, Member.user_id == User.id)
              .where(Member.community_id == community_id, Member.status == MemberStatus.MEMBER, not_(col(User.erased))))
-    if text.lstrip("-").isdigit():
-        query = query.where(User.id == int(text))
+    # Telegram ids fit in 52 bits; a longer number names nobody (and would not fit the column).
+    if (user_id := whole_number(text.removeprefix("-"))) is not None and user_id < 2**52:
+        query = query.where(User.id == (-user_id if text.startswith("-") else user_id))
     else:
         name = text.removeprefix("@")
         if not name:

@@ -16,6 +16,7 @@ from sqlalchemy import case, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.core.numbers import ascii_digits, whole_number
 from bot.services import audit, job_marks
 from bot.services.errors import DomainError
 from bot.services.group_seats import SEATED, mark_card_stale
@@ -27,8 +28,8 @@ TEAM_MINUTES_MAX = 7 * 24 * 60
 MEMBER_TEAMS_MAX = 20
 TIERS_MAX = 5
 UNITS_MAX = 1_000_000
-TIER_RE = re.compile(r"^[≥>=\s]*(\d{1,7})\s*(?:->|[=:>→,]|\s)+\s*(\S+)$")
-DURATION_RE = re.compile(r"^\s*(?:(\d{1,4})\s*(?:d|天)\s*)?(?:(\d{1,4})\s*(?:h|小时)\s*)?(?:(\d{1,5})\s*(?:m|min|分钟?)\s*)?$", re.I)
+TIER_RE = re.compile(r"^[≥>=\s]*([0-9]{1,7})\s*(?:->|[=:>→,]|\s)+\s*(\S+)$")
+DURATION_RE = re.compile(r"^\s*(?:([0-9]{1,4})\s*(?:d|天)\s*)?(?:([0-9]{1,4})\s*(?:h|小时)\s*)?(?:([0-9]{1,5})\s*(?:m|min|分钟?)\s*)?$", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +53,9 @@ class Terms:
 
 def parse_duration(raw: str) -> int:
     """Minutes from `24`, `24h`, `1d 12h`, `90m` (a bare number is hours)."""
-    text = raw.strip().lower()
-    if text.isdigit():
-        minutes = int(text) * 60
+    text = ascii_digits(raw.strip().lower())
+    if (hours := whole_number(text)) is not None:
+        minutes = hours * 60
     else:
         match = DURATION_RE.match(text)
         if not text or match is None or not any(match.groups()):
@@ -70,9 +71,9 @@ def parse_duration(raw: str) -> int:
 
 def parse_count(raw: str, *, minimum: int, maximum: int) -> int:
     text = raw.strip()
-    if not text.isdigit():
+    value = whole_number(text)
+    if value is None:
         raise DomainError("count_format", value=text[:16])
-    value = int(text)
     if not minimum <= value <= maximum:
         raise DomainError("count_range", min=minimum, max=maximum)
     return value
@@ -129,7 +130,7 @@ def check_tiers(tiers: tuple[tuple[int, int], ...], *, base_price: int, min_unit
 def parse_tier(raw: str) -> tuple[int, str]:
     """`10 9.50` or `10=9.50` or `≥10 → 9.50`: the units and the price as typed (parsed by money)."""
     # Only the first separator splits: a price may carry a decimal comma ("30 8,80").
-    match = TIER_RE.match(raw.strip())
+    match = TIER_RE.match(ascii_digits(raw.strip()))
     if match is None:
         raise DomainError("tier_format", value=raw.strip()[:24])
     return int(match.group(1)), match.group(2)

@@ -8,10 +8,12 @@ from decimal import Decimal
 
 from babel.numbers import format_currency, get_currency_precision, list_currencies
 
+from bot.core.numbers import ascii_digits
 from bot.services.errors import DomainError
 
 MAX_AMOUNT = 10**10  # minor units; far above any community-shop price, far below overflow
-_AMOUNT_RE = re.compile(r"^\d{1,3}([ ,.'’]\d{3})*([.,]\d+)?$|^\d+([.,]\d+)?$")
+# Digits as everywhere people type numbers (bot/core/numbers.py): 0-9, full-width ones read as those.
+_AMOUNT_RE = re.compile(r"^[0-9]{1,3}([ ,.'’][0-9]{3})*([.,][0-9]+)?$|^[0-9]+([.,][0-9]+)?$")
 BABEL_LOCALE = {"en": "en", "zh_Hans": "zh_Hans_CN"}
 _ISO_CODES = frozenset(list_currencies())
 # Currency words written around an amount that are neither ISO codes nor currency signs.
@@ -30,10 +32,10 @@ def parse_money(raw: str, currency: str) -> int:
     "," is one too ("12,50"), unless exactly three digits follow it ("1,000"). Spaces and
     apostrophes group thousands. A currency sign or code may stand before or after the number.
     """
-    text = raw.strip().replace("\u00a0", " ")
-    if re.match(r"^[^\d]*[-\u2212]", text):
+    text = ascii_digits(raw.strip().replace("\u00a0", " "))
+    if re.match(r"^[^0-9]*[-\u2212]", text):
         raise DomainError("money_negative")
-    digits_at = [i for i, c in enumerate(text) if c.isdigit()]
+    digits_at = [i for i, c in enumerate(text) if "0" <= c <= "9"]
     if not digits_at:
         raise DomainError("money_format", value=raw.strip()[:32])
     start = digits_at[0] - 1 if digits_at[0] > 0 and text[digits_at[0] - 1] in ".," else digits_at[0]
@@ -54,7 +56,7 @@ def parse_money(raw: str, currency: str) -> int:
     elif len(marks) == 1 and (marks[0] == "." or len(text) - text.index(",") - 1 != 3):
         decimal_mark = marks[0]
     integer, _, fraction = text.rpartition(decimal_mark) if decimal_mark else (text, "", "")
-    integer = re.sub(r"\D", "", integer).lstrip("0")
+    integer = re.sub(r"[^0-9]", "", integer).lstrip("0")
     if len(integer) > len(str(MAX_AMOUNT)):
         # Also keeps int() away from Python's limit on very long digit strings (a ValueError).
         raise DomainError("money_too_large")

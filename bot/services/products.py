@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.core.numbers import whole_number
 from bot.services import audit, job_marks
 from bot.services.errors import DomainError
 from bot.services.upsert import insert_for
@@ -69,10 +70,10 @@ def check_limit(limit: int | None) -> int | None:
 def parse_count(raw: str, *, maximum: int, code: str) -> int:
     """A whole number between 1 and `maximum` typed by a leader."""
     text = raw.strip().replace(",", "").replace(" ", "")
-    if not text.lstrip("-").isdigit():
+    value = whole_number(text.removeprefix("-"))
+    if value is None:
         raise DomainError(f"{code}_format", value=raw.strip()[:16])
-    value = int(text)
-    if value < 1 or value > maximum:
+    if text.startswith("-") or value < 1 or value > maximum:
         raise DomainError(f"{code}_range", max=maximum)
     return value
 
@@ -81,14 +82,13 @@ def parse_stock(raw: str) -> int | None:
     """A number of units, or "-"/"∞"/"unlimited"/"不限" for no limit."""
     if raw.strip().lower() in ("-", "∞", "unlimited", "none", "不限", "无限"):
         return None
-    text = raw.strip().replace(",", "")
-    if text == "0":
+    if whole_number(raw.strip()) == 0:
         return 0
     return parse_count(raw, maximum=STOCK_MAX, code="product_stock")
 
 
 def parse_limit(raw: str) -> int | None:
-    if raw.strip().lower() in ("-", "0", "none", "no", "不限", "无"):
+    if raw.strip().lower() in ("-", "none", "no", "不限", "无") or whole_number(raw.strip()) == 0:
         return None
     return parse_count(raw, maximum=LIMIT_MAX, code="product_limit")
 
@@ -173,6 +173,15 @@ async def listing(session: AsyncSession, *, community_id: int, include_archived:
     if not include_archived:
         query = query.where(Product.status != ProductStatus.ARCHIVED)
     return list(await session.exec(query.order_by(Product.number)))
+
+
+async def on_sale(session: AsyncSession, *, community_id: int, limit: int, besides: int | None = None) -> list[Product]:
+    """Products a member can order now (on sale, not sold out), by number; `besides` left out."""
+    query = select(Product).where(Product.community_id == community_id, Product.status == ProductStatus.ACTIVE,
+                                  or_(col(Product.stock).is_(None), col(Product.stock) > 0))
+    if besides is not None:
+        query = query.where(Product.id != besides)
+    return list(await session.exec(query.order_by(Product.number).limit(limit)))
 
 
 async def page(session: AsyncSession, *, community_id: int, archived: bool, offset: int, limit: int) -> tuple[list[Product], int]:

@@ -7,6 +7,7 @@ from datetime import datetime, time
 from pydantic import BaseModel, Field, field_validator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.core.numbers import whole_number
 from bot.services import audit
 from bot.services.errors import DomainError
 from models import Community
@@ -78,9 +79,10 @@ def option_bounds(key: str) -> tuple[int, int]:
 def parse_option_number(key: str, raw: str) -> int:
     low, high = option_bounds(key)
     text = raw.strip()
-    if not text.isdigit() or not low <= int(text) <= high:
+    value = whole_number(text)
+    if value is None or not low <= value <= high:
         raise DomainError("shop_setting_number", value=text[:16], min=low, max=high)
-    return int(text)
+    return value
 
 
 def parse_summary_time(raw: str) -> str | None:

@@ -42,14 +42,16 @@ from models.shop import Order, OrderStatus, PaymentMethod, Product
 OPEN_TEAM_LINK = "gbo"
 
 
-async def announce_team(ctx: BotContext, team_id: int, *, now: datetime) -> bool:
+async def announce_team(ctx: BotContext, team_id: int, *, now: datetime, told: int | None = None) -> bool:
     """Announce a closed team (filled, or failed at its deadline or by the leader) to its members,
-    once: False when someone else already did, or the team has nothing to announce."""
+    once: False when someone else already did, or the team has nothing to announce. `told` is a
+    member who already heard it: the one whose checkout took the last seat reads it there, and
+    one success message is enough."""
     async with ctx.sessions() as session:
         if not await groupbuy_close.claim_team(session, team_id=team_id):
             return False
         closed = await groupbuy_report.settled(session, team_id=team_id)
-        await _settle_and_tell(ctx, session, closed, now)
+        await _settle_and_tell(ctx, session, closed, now, told=told)
     return True
 
 
@@ -81,7 +83,8 @@ async def announce_pending(ctx: BotContext, *, now: datetime, batch: int = 200) 
             return teams, campaigns
 
 
-async def _settle_and_tell(ctx: BotContext, session: AsyncSession, closed: Settled, now: datetime) -> None:
+async def _settle_and_tell(ctx: BotContext, session: AsyncSession, closed: Settled, now: datetime, *,
+                           told: int | None = None) -> None:
     for order in closed.orders:
         if order.status == OrderStatus.REFUND_DUE and order.payment_method == PaymentMethod.STARS:
             await refunds.refund(ctx.bot, session, order, None, now)
@@ -89,6 +92,8 @@ async def _settle_and_tell(ctx: BotContext, session: AsyncSession, closed: Settl
     await session.commit()
     reopen = may_open_new_team(closed, now) and bool(ctx.bot_username)
     for user_id, orders in closed.by_user().items():
+        if user_id == told:
+            continue
         user = await session.get(User, user_id)
         if user is None or not user.can_dm or user.erased:
             continue

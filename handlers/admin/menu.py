@@ -15,6 +15,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.locales import LOCALE_NAMES
+from bot.core.numbers import whole_number
 from bot.services import audit, communities
 from bot.telegram.middlewares.actor import Actor
 from bot.views import deeplinks
@@ -124,8 +125,8 @@ async def cmd_admin_in_group(message: Message, actor: Actor, bot_username: str) 
 @deeplinks.route("admin")
 async def link_admin(*, message: Message, arg: str, session: AsyncSession, actor: Actor, **_data) -> None:
     community = None
-    if arg.isdigit():
-        community = await communities.can_manage(session, community_id=int(arg), user_id=actor.user.id, is_owner=actor.is_owner)
+    if (community_id := whole_number(arg)) is not None:
+        community = await communities.can_manage(session, community_id=community_id, user_id=actor.user.id, is_owner=actor.is_owner)
     if community is None:
         await message.answer(_("Only this community's leaders can open its menu."))
         return

@@ -39,10 +39,11 @@ from models.groupbuy import GroupBuyKind
 
 router = Router(name=__name__)
 
-ID_RE = r"(\d{1,10})"
+# ASCII digits only, as everywhere people's numbers are read (bot/core/numbers.py).
+ID_RE = r"([0-9]{1,10})"
 OPEN_ARG = re.compile(rf"^{ID_RE}$")
-TEAM_ARG = re.compile(rf"^{ID_RE}(?:-(\d{{1,15}}))?$")
-THRESHOLD_ARG = re.compile(rf"^{ID_RE}(?:-(\d{{1,4}}))?$")
+TEAM_ARG = re.compile(rf"^{ID_RE}(?:-([0-9]{{1,15}}))?$")
+THRESHOLD_ARG = re.compile(rf"^{ID_RE}(?:-([0-9]{{1,4}}))?$")
 # Campaigns one /groupbuy answer lists (each brings up to two buttons).
 LIST_MAX = 12
 

@@ -21,6 +21,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.config import Settings
+from bot.core.numbers import whole_number
 from bot.services import orders, products, users
 from bot.services.errors import DomainError
 from bot.telegram.middlewares.actor import Actor
@@ -52,15 +53,15 @@ async def cmd_buy(message: Message, command: CommandObject, session: AsyncSessio
     if not args or len(args) > 2:
         await message.reply(_usage())
         return
-    number = args[0].removeprefix("#")
-    if not number.isdigit():
+    number = whole_number(args[0].removeprefix("#"))
+    if number is None:
         await message.reply(_("“{value}” is not a product number.").format(value=escape(args[0][:16])) + " " + _usage())
         return
     try:
-        if int(number) > NUMBER_MAX:
-            raise DomainError("product_unknown_number", number=number[:12])
-        product = await products.by_number(session, community_id=community.id, number=int(number))
-        quantity = orders.parse_quantity(args[1]) if len(args) == 2 else None
+        if number > NUMBER_MAX:
+            raise DomainError("product_unknown_number", number=args[0].removeprefix("#")[:12])
+        product = await products.by_number(session, community_id=community.id, number=number)
+        quantity = _quantity(args[1], product) if len(args) == 2 else None
         orders.check_sellable(product, quantity or 1)
     except DomainError as err:
         await message.reply(error_text(err, currency=community.currency))
@@ -73,6 +74,17 @@ async def cmd_buy(message: Message, command: CommandObject, session: AsyncSessio
     else:
         text = _("{name}, press the button to order #{number} in a private chat with me.")
     await message.reply(text.format(name=name, number=product.number), reply_markup=markup)
+
+
+def _quantity(raw: str, product: Product) -> int:
+    """The quantity after the number. Past the most one order takes, a smaller stock is the reason
+    given: "At most 999" helps nobody when 3 are left."""
+    try:
+        return orders.parse_quantity(raw)
+    except DomainError as err:
+        if err.code == "quantity_too_large":
+            orders.check_sellable(product, orders.QUANTITY_MAX)
+        raise
 
 
 async def _start_in_private(message: Message, session: AsyncSession, settings: Settings, bot: Bot, storage: BaseStorage,

@@ -47,7 +47,7 @@ from bot.services.shop_settings import shop_settings
 from bot.telegram.context import BotContext
 from bot.telegram.membership import Admits, MembershipCheck
 from bot.telegram.middlewares.actor import Actor
-from bot.views import deeplinks, groupbuy_announce
+from bot.views import deeplinks, groupbuy_announce, sold_out
 from bot.views.errors_text import error_text
 from bot.views.groupbuy_cards import duration
 from bot.views.keyboards import Checkout, CheckoutAction
@@ -67,9 +67,10 @@ QUICK_QUANTITIES = (1, 2, 3, 5)
 COUPON_BUTTONS = 5
 # Ids from links and buttons are untrusted; larger ones cannot exist and would overflow a query.
 ID_MAX = 2**31 - 1
-LINK_ARG_RE = re.compile(r"^(\d{1,10})(?:-([A-Za-z0-9_]{1,16}))?$")
+LINK_ARG_RE = re.compile(r"^([0-9]{1,10})(?:-([A-Za-z0-9_]{1,16}))?$")
 # Ways of paying, in the order they are offered; a PAY button carries the index.
 METHODS = (PaymentMethod.PROVIDER, PaymentMethod.STARS, PaymentMethod.PICKUP)
+STEPS = {step.state: step for step in CheckoutForm.__all_states__}
 # Refusals after which opening a new team is the way on.
 NEW_TEAM_CODES = ("team_full", "team_closed", "team_expired")
 
@@ -94,6 +95,9 @@ class Cart:
     data: dict
     product: Product
     community: Community
+    # The step this update found the checkout at, read once: another update of the same member (a
+    # Confirm, a Cancel) may close the checkout meanwhile, and a second read would see no step.
+    step: State
 
     @property
     def tag(self) -> str:
@@ -141,7 +145,8 @@ class Cart:
 async def load_cart(state: FSMContext, session: AsyncSession, settings: Settings, user_id: int,
                     tag: str | None = None) -> Cart | None:
     """The open checkout (the one `tag` names, when given), or None."""
-    if await state.get_state() not in CheckoutForm.__all_states_names__:
+    step = STEPS.get(await state.get_state())
+    if step is None:
         return None
     data = await state.get_data()
     if "key" not in data or (tag is not None and data["key"][:8] != tag):
@@ -151,7 +156,7 @@ async def load_cart(state: FSMContext, session: AsyncSession, settings: Settings
     if product is None or community is None:
         await state.clear()
         return None
-    return Cart(state, session, settings, user_id, data, product, community)
+    return Cart(state, session, settings, user_id, data, product, community, step)
 
 
 # ----- starting ---------------------------------------------------------------------------------
@@ -168,7 +173,9 @@ async def start(*, state: FSMContext, session: AsyncSession, settings: Settings,
     product = await session.get(Product, row_id(product_id))
     community = await session.get(Community, product.community_id) if product else None
     if product is None or community is None:
-        return error_text(DomainError("product_unknown")), None
+        # Only a link names a product that is not there: one made before the product was deleted.
+        return _("This link is out of date: the product it was for is gone. Press Buy on a product's card in your "
+                 "group to order."), None
     if not community.active:
         return error_text(DomainError("community_inactive")), None
     if admits is not None and not await admits(community):
@@ -177,13 +184,13 @@ async def start(*, state: FSMContext, session: AsyncSession, settings: Settings,
     data = {"key": uuid4().hex, "pid": product.id, "cid": community.id, "qty": 1}
     if join is not None:
         data.update(gb=join.group_buy_id, gm=join.mode.value, gt=join.team_id, gi=join.invited_by, bot=bot_username)
-    cart = Cart(state, session, settings, user_id, data, product, community)
+    cart = Cart(state, session, settings, user_id, data, product, community, CheckoutForm.quantity)
     if not cart.methods():
         return _("This shop does not take orders yet: no way of paying is set up. Please tell the leader."), None
     try:
         await cart.quote()  # one unit: refuses paused, archived, sold out, or the member's limit reached
     except DomainError as err:
-        return error_text(err, currency=community.currency), await _offer(cart, err)
+        return await _ended(cart, err, error_text(err, currency=community.currency))
     await state.set_state(CheckoutForm.quantity)
     await state.set_data(data)
     if quantity_raw is None:
@@ -246,7 +253,15 @@ async def _redirect(cart: Cart, err: DomainError) -> tuple[State | None, str]:
     return step, error_text(err, currency=cart.community.currency)
 
 
-async def _offer(cart: Cart, err: DomainError) -> InlineKeyboardMarkup | None:
+async def _ended(cart: Cart, err: DomainError, reason: str) -> View:
+    """The checkout ended with `reason`; with the way on where there is one."""
+    if err.code == "product_sold_out":
+        return await sold_out.way_on(cart.session, community=cart.community, product=cart.product, reason=reason,
+                                     locale=I18n.get_current().current_locale, now=_now())
+    return reason, await _new_team(cart, err)
+
+
+async def _new_team(cart: Cart, err: DomainError) -> InlineKeyboardMarkup | None:
     """After a refusal that leaves the member out of a team: a link to open a new team, while the
     campaign takes new teams and the member may open one."""
     ref = cart.join
@@ -263,7 +278,7 @@ async def _offer(cart: Cart, err: DomainError) -> InlineKeyboardMarkup | None:
 
 async def refuse(cart: Cart, err: DomainError) -> View:
     step, reason = await _redirect(cart, err)
-    return (reason, await _offer(cart, err)) if step is None else await show(cart, step, reason)
+    return await _ended(cart, err, reason) if step is None else await show(cart, step, reason)
 
 
 async def show(cart: Cart, step: State, notice: str | None = None) -> View:
@@ -274,7 +289,7 @@ async def show(cart: Cart, step: State, notice: str | None = None) -> View:
         except DomainError as err:
             step, notice = await _redirect(cart, err)
             if step is None:
-                return notice, await _offer(cart, err)
+                return await _ended(cart, err, notice)
             continue
         return (f"{notice}\n\n{text}" if notice else text), markup
     await cart.state.clear()
@@ -466,8 +481,21 @@ async def _take_quantity(cart: Cart, raw: str) -> View:
         await cart.save(qty=orders.parse_quantity(raw))
         await cart.quote()  # stock and the member's limit
     except DomainError as err:
-        return await refuse(cart, err)
+        return await refuse(cart, await _tightest(cart, err))
     return await show(cart, CheckoutForm.pickup)
+
+
+async def _tightest(cart: Cart, err: DomainError) -> DomainError:
+    """For a quantity past the most one order takes: the bound that is tighter here (the stock,
+    the member's limit), when there is one. "At most 999" helps nobody when 3 are left."""
+    if err.code != "quantity_too_large":
+        return err
+    await cart.save(qty=orders.QUANTITY_MAX)
+    try:
+        await cart.quote()
+    except DomainError as tighter:
+        return tighter
+    return err
 
 
 async def _take_coupon(cart: Cart, code: str) -> View:
@@ -532,7 +560,7 @@ async def on_cancel(query: CallbackQuery, callback_data: Checkout, session: Asyn
 async def on_confirm(query: CallbackQuery, callback_data: Checkout, session: AsyncSession, settings: Settings,
                      actor: Actor, state: FSMContext, bot: Bot, ctx: BotContext) -> None:
     cart = await load_cart(state, session, settings, actor.user.id, callback_data.tag)
-    if cart is None or await state.get_state() != CheckoutForm.summary.state:
+    if cart is None or cart.step != CheckoutForm.summary:
         await query.answer(_("This checkout is closed. Press Buy on the product to start again."), show_alert=True)
         return
     data = cart.data
@@ -577,8 +605,9 @@ async def on_confirm(query: CallbackQuery, callback_data: Checkout, session: Asy
     if online:
         await send_invoice(bot, settings, order, cart.product)
     if isinstance(placed, groupbuy_join.Joined) and placed.completed:
-        # This order took the last seat: the team's members hear now, not at the next sweep.
-        await groupbuy_announce.announce_team(ctx, placed.team.id, now=_now())
+        # This order took the last seat: the team's other members hear now, not at the next sweep;
+        # this member has just read it above.
+        await groupbuy_announce.announce_team(ctx, placed.team.id, now=_now(), told=actor.user.id)
 
 
 async def _joined_view(cart: Cart, joined: groupbuy_join.Joined, user_id: int) -> View:
@@ -610,7 +639,7 @@ async def on_step(query: CallbackQuery, callback_data: Checkout, session: AsyncS
     if cart is None:
         await query.answer(_("This checkout is closed. Press Buy on the product to start again."), show_alert=True)
         return
-    view = await _press(cart, await state.get_state(), callback_data.action, callback_data.value)
+    view = await _press(cart, cart.step.state, callback_data.action, callback_data.value)
     if view is None:
         await query.answer(_("That step is already behind you."))
         return
@@ -629,7 +658,7 @@ async def on_not_text(message: Message, session: AsyncSession, settings: Setting
     cart = await load_cart(state, session, settings, actor.user.id)
     if cart is None:
         return
-    text, markup = await show(cart, await _current(state), _("Please answer with text or use the buttons."))
+    text, markup = await show(cart, cart.step, _("Please answer with text or use the buttons."))
     await message.answer(text, reply_markup=markup)
 
 
@@ -639,7 +668,7 @@ async def on_text(message: Message, session: AsyncSession, settings: Settings, a
     cart = await load_cart(state, session, settings, actor.user.id)
     if cart is None:
         return
-    current = await _current(state)
+    current = cart.step
     if current == CheckoutForm.quantity:
         view = await _take_quantity(cart, message.text)
     elif current == CheckoutForm.address:
@@ -656,7 +685,3 @@ async def on_text(message: Message, session: AsyncSession, settings: Settings, a
         view = await show(cart, current, _("Please use the buttons to choose."))
     await message.answer(view[0], reply_markup=view[1])
 
-
-async def _current(state: FSMContext) -> State:
-    name = await state.get_state()
-    return next(s for s in CheckoutForm.__all_states__ if s.state == name)

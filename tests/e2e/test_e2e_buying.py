@@ -153,7 +153,7 @@ async def test_buy_refuses_bad_input_in_the_group_with_a_short_reason(e2e: E2E, 
         ("/buy 4", see("Product #{number} is sold out.", number=4)),
         ("/buy 1 0", see("The quantity must be at least 1.")),
         ("/buy 1 -1", see("The quantity cannot be negative.")),
-        ("/buy 1 100000", see("At most {max} at a time.", max=999)),
+        ("/buy 1 100000", see("Only {available} left. Send a smaller quantity.", available=10)),
         ("/buy 1 two", see("“{value}” is not a quantity. Send a whole number such as 2.", value="two")),
         ("/buy 1 11", see("Only {available} left. Send a smaller quantity.", available=10)),
     ]
@@ -217,10 +217,12 @@ async def test_deep_links_that_are_not_valid(e2e: E2E, group: Group) -> None:
     bob = group.members[0]
     await e2e.say(bob, "/start buy-abc")
     assert e2e.last(bob) == see("This link is not valid or has expired.")
+    out_of_date = see("This link is out of date: the product it was for is gone. Press Buy on a product's card in "
+                      "your group to order.")
     await e2e.say(bob, "/start buy-999999")
-    assert e2e.last(bob) == see("That product does not exist in this community.")
+    assert e2e.last(bob) == out_of_date
     await e2e.say(bob, "/start buy-9999999999")  # beyond any id: not looked up
-    assert e2e.last(bob) == see("That product does not exist in this community.")
+    assert e2e.last(bob) == out_of_date
     await e2e.say(bob, "/start buy-99999999999")
     assert e2e.last(bob) == see("This link is not valid or has expired.")
     # A bad quantity in the link asks for the quantity, with the reason.
@@ -343,7 +345,7 @@ async def test_typed_quantities_are_checked_against_stock_and_the_member_limit(e
         ("0", see("The quantity must be at least 1.")),
         ("-1", see("The quantity cannot be negative.")),
         ("two", see("“{value}” is not a quantity. Send a whole number such as 2.", value="two")),
-        ("100000", see("At most {max} at a time.", max=999)),
+        ("100000", see("Only {available} left. Send a smaller quantity.", available=10)),
         ("11", see("Only {available} left. Send a smaller quantity.", available=10)),
         ("5", see("Each member may buy at most {limit}; you can still buy {left}.", limit=4, left=4)),
     ]
