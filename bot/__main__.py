@@ -92,7 +92,7 @@ async def _set_webhook(settings: Settings) -> None:
     from bot.telegram.registration import register
 
     bot = create_bot(settings, settings.bot_token())
-    redis = await connect_redis(settings.REDIS_URL) if settings.REDIS_URL else None
+    redis = await connect_redis(settings.REDIS_URL, connections=2) if settings.REDIS_URL else None
     try:
         await register(bot, settings, redis, force=True)
     except TelegramNetworkError as exc:

@@ -10,7 +10,7 @@ from typing import AsyncIterator
 
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.core.config import ConfigError, Settings, StartupError
@@ -31,8 +31,11 @@ from bot.telegram.update_types import ALLOWED_UPDATES
 log = logging.getLogger(__name__)
 
 
-async def connect_redis(url: str) -> Redis:
-    redis = Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+async def connect_redis(url: str, *, connections: int) -> Redis:
+    # A pool that waits for a free connection under a burst, where redis-py's default one (100) raises.
+    pool = BlockingConnectionPool.from_url(url, max_connections=connections, timeout=20, socket_connect_timeout=5,
+                                           health_check_interval=30)
+    redis = Redis(connection_pool=pool)
     try:
         await redis.ping()
     except Exception as exc:
@@ -76,7 +79,9 @@ class App:
         except Exception as exc:
             await engine.dispose()
             raise StartupError(str(exc)) from None
-        redis = await connect_redis(settings.REDIS_URL) if settings.REDIS_URL else None
+        # Every update in hand may use one, and the sender, the flusher and the scheduler a few more.
+        redis = await connect_redis(settings.REDIS_URL, connections=settings.UPDATES_IN_FLIGHT + 20) \
+            if settings.REDIS_URL else None
         return cls(settings, engine=engine, redis=redis, bot=bot or create_bot(settings, token))
 
     async def start(self, *, scheduler: bool = True, publish_commands: bool = True) -> None:

@@ -1,4 +1,10 @@
-"""Webhook mode: an aiohttp server that Telegram (or a load balancer) posts updates to."""
+"""Webhook mode: an aiohttp server that Telegram (or a load balancer) posts updates to.
+
+Telegram is told an update is received (a 200) only once it is handled: a worker killed with
+updates in hand leaves them unanswered, and Telegram delivers them again, to this worker or
+another. A delivery of an update that another is handling right now, and a delivery that finds
+every slot of this worker taken for too long, are answered 503 so that Telegram tries again later.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +16,14 @@ import signal
 from urllib.parse import urlparse
 
 from aiogram import Bot, Dispatcher
+from aiogram.methods import TelegramMethod
 from aiogram.types import Update
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from bot.core.config import Settings
+from bot.telegram.middlewares.dedup import BUSY
 from bot.telegram.ops import Health, add_ops_routes
 from bot.telegram.registration import register
 
@@ -65,13 +72,48 @@ def webhook_input(path: str, bot: Bot, secrets: list[str]):
     return check
 
 
+# How long a delivery waits for one of the worker's slots before Telegram is asked to retry it.
+SLOT_WAIT_SECONDS = 10.0
+RETRY_LATER = {"Retry-After": "1"}
+
+
+class UpdateHandler:
+    """Handles the update webhook_input parsed, at most `in_flight` at once, and answers after."""
+
+    def __init__(self, dp: Dispatcher, bot: Bot, *, in_flight: int, slot_wait: float = SLOT_WAIT_SECONDS) -> None:
+        self.dp, self.bot, self._slot_wait = dp, bot, slot_wait
+        self._slots = asyncio.Semaphore(in_flight)
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        update: Update = request[PARSED_UPDATE]
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self._slot_wait)
+        except TimeoutError:
+            log.warning("update %s: every slot taken for %.0f s; Telegram is asked to retry", update.update_id,
+                        self._slot_wait)
+            return web.Response(status=503, headers=RETRY_LATER)
+        try:
+            result = await self.dp.feed_update(self.bot, update)
+            if isinstance(result, TelegramMethod):
+                await self.dp.silent_call_request(bot=self.bot, result=result)
+        except Exception:
+            # Past every handler (the errors middleware answers what they raise): the ledger has let
+            # go of it, and Telegram delivers it again.
+            log.exception("update %s failed outside every handler; Telegram will deliver it again", update.update_id)
+            return web.Response(status=500)
+        finally:
+            self._slots.release()
+        if result is BUSY:
+            return web.Response(status=503, headers=RETRY_LATER)
+        return web.json_response({})
+
+
 async def serve_webhook(dp: Dispatcher, bot: Bot, settings: Settings, *, health: Health, redis: Redis | None) -> None:
-    """Serve until SIGTERM or SIGINT; updates already accepted are handled before it returns."""
+    """Serve until SIGTERM or SIGINT; updates being handled are finished before it returns."""
     path = urlparse(settings.WEBHOOK_URL).path or "/"
     web_app = web.Application(middlewares=[webhook_input(path, bot, settings.webhook_secrets())])
     # The secret is checked by webhook_input, against every accepted one.
-    handler = SimpleRequestHandler(dispatcher=dp, bot=bot, handle_in_background=True)
-    handler.register(web_app, path=path)
+    web_app.router.add_post(path, UpdateHandler(dp, bot, in_flight=settings.UPDATES_IN_FLIGHT))
     add_ops_routes(web_app, health)
     # aiohttp logs every request at INFO: one line per update. Only when debugging.
     access_log = logging.getLogger("aiohttp.access") if settings.LOG_LEVEL.upper() == "DEBUG" else None
@@ -94,8 +136,6 @@ async def serve_webhook(dp: Dispatcher, bot: Bot, settings: Settings, *, health:
     finally:
         for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
-        # Updates already accepted (answered 200) are handled before the app stops.
-        accepted = set(handler._background_feed_update_tasks)
-        if accepted:
-            await asyncio.wait(accepted, timeout=15)
+        # Stops listening, then waits for the requests in hand: their updates are handled and
+        # answered before the app stops.
         await runner.cleanup()
