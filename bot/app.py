@@ -23,6 +23,7 @@ from bot.services.activity import ActivityFlusher, ActivityTracker
 from bot.telegram import commands
 from bot.telegram.context import BotContext
 from bot.telegram.dedup import MemoryLedger, RedisLedger
+from bot.telegram.flood import SpendGroupBudget
 from bot.telegram.fsm_storage import CompactMemoryStorage, SharedRedisStorage
 from bot.telegram.send_budget import create_budget
 from bot.telegram.sender import Sender
@@ -57,6 +58,8 @@ class App:
         self.flusher = ActivityFlusher(self.tracker, self.sessions, settings.ACTIVITY_FLUSH_SECONDS)
         self.sender_bot = create_bot(settings, bot.token, wait_out_flood=False)
         self.sender = Sender(self.sender_bot, self.sessions, create_budget(redis))
+        # What handlers still send into groups themselves draws from the sender's budget too.
+        bot.session.middleware(SpendGroupBudget(self.sender))
         self.dp: Dispatcher = create_dispatcher(
             settings=settings,
             sessions=self.sessions,

@@ -20,6 +20,7 @@ from sqlmodel import select
 import models
 from bot.core.db import create_engine, session_factory
 from bot.sandbox import ApiError, SimChat, SimUser, TelegramEmulator
+from bot.telegram.flood import SpendGroupBudget
 from bot.telegram.send_budget import Limit, Limits, MemoryBudget, RedisBudget
 from bot.telegram.sender import Sender
 
@@ -237,6 +238,45 @@ async def test_sends_into_one_group_are_paced_without_429(make_sender, emu, worl
     assert texts(emu, world.group) == [f"post {n}" for n in range(25)]
     assert answered_429(emu) == 0 and sender.stats.rate_limited == 0
     assert 1.0 <= elapsed < 2.0  # two windows; a third would begin at 2.0 s (the margin is for a loaded CI machine)
+
+
+@pytest.fixture
+async def handlers_bot(emu):
+    """A second Bot, as the handlers have beside the sender's."""
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(emu.url)))
+    yield bot
+    await bot.session.close()
+
+
+async def test_a_handlers_own_group_sends_share_the_senders_budget(make_sender, handlers_bot, emu, world):
+    """3 queued and 3 sent by a handler itself, 3 allowed per window: two windows, no 429."""
+    emu.rate_limits.per_group = (3, 1.0 - LATENCY_ALLOWANCE)
+    sender = make_sender(MemoryBudget(Limits(group=Limit(3, 1.0))))
+    handlers_bot.session.middleware(SpendGroupBudget(sender))
+    started = time.monotonic()
+    queued = [sender.send_message(world.group.id, f"queued {n}") for n in range(3)]
+    direct = await asyncio.gather(*(handlers_bot.send_message(world.group.id, f"direct {n}") for n in range(3)))
+    assert all(d.ok for d in await asyncio.gather(*queued)) and len(direct) == 3
+    elapsed = time.monotonic() - started
+    assert sorted(texts(emu, world.group)) == sorted([f"queued {n}" for n in range(3)] + [f"direct {n}" for n in range(3)])
+    assert answered_429(emu) == 0
+    assert 1.0 <= elapsed < 2.0  # two windows; a third would begin at 2.0 s (the margin is for a loaded CI machine)
+
+
+async def test_a_429_on_a_handlers_group_send_pauses_the_group_for_the_sender_too(make_sender, handlers_bot, emu, world):
+    """The wait is the shared budget's pause, which the sender's own messages wait out as well."""
+    sender = make_sender()
+    handlers_bot.session.middleware(SpendGroupBudget(sender))
+    emu.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+    started = time.monotonic()
+    direct = asyncio.ensure_future(handlers_bot.send_message(world.group.id, "late but there"))
+    while answered_429(emu) == 0:
+        await asyncio.sleep(0.01)
+    queued = await sender.send_message(world.group.id, "queued meanwhile")
+    await direct
+    assert queued.ok and time.monotonic() - started >= 1.0
+    assert sorted(texts(emu, world.group)) == ["late but there", "queued meanwhile"]
+    assert sender.stats.rate_limited == 0  # it never tried during the pause
 
 
 async def test_broadcast_runs_at_the_overall_limit(make_sender, emu, world):

@@ -17,7 +17,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.core.locales import LOCALE_NAMES
 from bot.core.numbers import whole_number
 from bot.services import audit, communities
+from bot.telegram.group_reply import reply_in_group
 from bot.telegram.middlewares.actor import Actor
+from bot.telegram.sender import Sender
 from bot.views import deeplinks
 from bot.views.keyboards import AdminNav, AdminPick, Section
 from bot.views.render import edit_or_send
@@ -112,14 +114,14 @@ async def cmd_admin(message: Message, session: AsyncSession, actor: Actor, state
 
 
 @router.message(Command("admin"))
-async def cmd_admin_in_group(message: Message, actor: Actor, bot_username: str) -> None:
+async def cmd_admin_in_group(message: Message, actor: Actor, bot_username: str, sender: Sender) -> None:
     """In a group the menu itself would leak settings to everyone: point leaders to the private chat."""
     if actor.community is None or not actor.is_leader_here:
-        await message.reply(_("Only this group's leaders can use /admin."))
+        reply_in_group(sender, message, _("Only this group's leaders can use /admin."))
         return
     markup = InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(
         text=_("Open the leader menu"), url=deeplinks.build(bot_username, "admin", actor.community.id))]])
-    await message.reply(_("The leader menu opens in a private chat with me."), reply_markup=markup)
+    reply_in_group(sender, message, _("The leader menu opens in a private chat with me."), markup)
 
 
 @deeplinks.route("admin")

@@ -28,8 +28,10 @@ from bot.services.errors import DomainError
 from bot.services.groupbuy_board import Listed
 from bot.services.groupbuy_join import JoinMode, JoinRef
 from bot.services.money import format_money
+from bot.telegram.group_reply import reply_in_group
 from bot.telegram.membership import Admits, MembershipCheck
 from bot.telegram.middlewares.actor import Actor
+from bot.telegram.sender import Sender
 from bot.views import deeplinks
 from bot.views.errors_text import error_text
 from bot.views.groupbuy_cards import taking_teams
@@ -110,12 +112,13 @@ async def _listing(session: AsyncSession, communities: list[Community], bot_user
 
 
 @router.message(Command("groupbuy"), F.chat.type.in_({"group", "supergroup"}))
-async def cmd_groupbuy_group(message: Message, session: AsyncSession, actor: Actor, bot_username: str) -> None:
+async def cmd_groupbuy_group(message: Message, session: AsyncSession, actor: Actor, bot_username: str,
+                             sender: Sender) -> None:
     if actor.community is None:
-        await message.reply(_("I do not sell in this group."))
+        reply_in_group(sender, message, _("I do not sell in this group."))
         return
     text, markup = await _listing(session, [actor.community], bot_username, headers=False)
-    await message.reply(text or _("No group-buy is open right now."), reply_markup=markup)
+    reply_in_group(sender, message, text or _("No group-buy is open right now."), markup)
 
 
 @router.message(Command("groupbuy"), F.chat.type == "private")

@@ -1,9 +1,13 @@
 """Buying from the group: `/buy <n> [qty]` and the Buy button on a product card.
 
 The group only ever sees that someone is buying product #n; the order itself continues in a
-private chat. The Buy button answers with the deep link (Telegram opens the private chat with it);
-/buy replies with that link as a button and, when the member has started the bot, also opens the
-checkout in the private chat at once. Refusals are short replies in the member's language.
+private chat. The Buy button answers with the deep link (Telegram opens the private chat with it).
+/buy opens the checkout in the private chat at once when the member has started the bot, and then
+says nothing in the group: the member's own notification is the answer, and a group confirmation
+would tell everyone else nothing while spending one of the group's 20 messages a minute (deleting
+it later would still have spent it, and notified everyone). Otherwise /buy replies in the group
+with the link as a button. Refusals are short replies in the member's language. Group replies go
+through the sender, so a rush of /buy is answered late rather than never.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from bot.core.config import Settings
 from bot.core.numbers import whole_number
 from bot.services import orders, products, users
 from bot.services.errors import DomainError
+from bot.telegram.group_reply import reply_in_group
 from bot.telegram.middlewares.actor import Actor
+from bot.telegram.sender import Sender
 from bot.views import deeplinks
 from bot.views.errors_text import error_text
 from bot.views.keyboards import BuyProduct
@@ -44,18 +50,19 @@ def _usage() -> str:
 
 @router.message(Command("buy"))
 async def cmd_buy(message: Message, command: CommandObject, session: AsyncSession, actor: Actor, bot: Bot,
-                  bot_username: str, settings: Settings, fsm_storage: BaseStorage) -> None:
+                  bot_username: str, settings: Settings, fsm_storage: BaseStorage, sender: Sender) -> None:
     community = actor.community
     if community is None:
-        await message.reply(_("I do not sell in this group."))
+        reply_in_group(sender, message, _("I do not sell in this group."))
         return
     args = (command.args or "").split()
     if not args or len(args) > 2:
-        await message.reply(_usage())
+        reply_in_group(sender, message, _usage())
         return
     number = whole_number(args[0].removeprefix("#"))
     if number is None:
-        await message.reply(_("“{value}” is not a product number.").format(value=escape(args[0][:16])) + " " + _usage())
+        reply_in_group(sender, message,
+                       _("“{value}” is not a product number.").format(value=escape(args[0][:16])) + " " + _usage())
         return
     try:
         if number > NUMBER_MAX:
@@ -64,16 +71,15 @@ async def cmd_buy(message: Message, command: CommandObject, session: AsyncSessio
         quantity = _quantity(args[1], product) if len(args) == 2 else None
         orders.check_sellable(product, quantity or 1)
     except DomainError as err:
-        await message.reply(error_text(err, currency=community.currency))
+        reply_in_group(sender, message, error_text(err, currency=community.currency))
+        return
+    if actor.user.can_dm and await _start_in_private(message, session, settings, bot, fsm_storage, actor, product, quantity):
         return
     link = deeplinks.build(bot_username, "buy", f"{product.id}-{quantity}" if quantity else product.id)
     markup = InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text=_("🛒 Continue in private chat"), url=link)]])
     name = escape(actor.user.first_name or actor.user.display_name)
-    if actor.user.can_dm and await _start_in_private(message, session, settings, bot, fsm_storage, actor, product, quantity):
-        text = _("{name}, I sent you the checkout for #{number} in our private chat.")
-    else:
-        text = _("{name}, press the button to order #{number} in a private chat with me.")
-    await message.reply(text.format(name=name, number=product.number), reply_markup=markup)
+    text = _("{name}, press the button to order #{number} in a private chat with me.")
+    reply_in_group(sender, message, text.format(name=name, number=product.number), markup)
 
 
 def _quantity(raw: str, product: Product) -> int:

@@ -13,6 +13,8 @@ from aiogram.types import Update
 
 from bot.core.i18n import translate
 from bot.core.locales import normalize_locale
+from bot.telegram.group_reply import reply_in_group
+from bot.telegram.sender import Sender
 
 log = logging.getLogger("bot.errors")
 
@@ -38,7 +40,7 @@ class ErrorsMiddleware(BaseMiddleware):
             return await handler(event, data)
         except Exception:
             error_id = self.log_failure(event.update_id)
-            await self._apologize(data["bot"], event, box, error_id)
+            await self._apologize(data["bot"], data["sender"], event, box, error_id)
             return None
 
     def log_failure(self, update_id: int) -> str:
@@ -48,7 +50,7 @@ class ErrorsMiddleware(BaseMiddleware):
         log.exception("error %s while handling update %s", error_id, update_id)
         return error_id
 
-    async def _apologize(self, bot: Bot, update: Update, box: LocaleBox, error_id: str) -> None:
+    async def _apologize(self, bot: Bot, sender: Sender, update: Update, box: LocaleBox, error_id: str) -> None:
         user = None
         if update.message:
             user = update.message.from_user
@@ -73,7 +75,7 @@ class ErrorsMiddleware(BaseMiddleware):
                 await bot.send_message(update.message.chat.id, text)
             elif update.message and (update.message.text or "").startswith("/"):
                 # In groups only a command deserves an answer; a failure on plain chatter stays quiet.
-                await bot.send_message(update.message.chat.id, text,
-                                       reply_to_message_id=update.message.message_id)
+                # The sender delivers it even when the group's budget is spent for the minute.
+                reply_in_group(sender, update.message, text)
         except Exception:
             log.warning("could not deliver the apology for error %s", error_id, exc_info=True)
