@@ -23,6 +23,7 @@ from bot.services import coupons, users
 from bot.services.errors import DomainError
 from bot.services.money import parse_money
 from bot.telegram.middlewares.actor import Actor
+from bot.telegram.update_types import SENT_BY_PERSON
 from bot.views.errors_text import error_text
 from bot.views.keyboards import AdminNav, CouponAdmin, CouponOp, Section
 from bot.views.render import edit_or_send
@@ -272,7 +273,7 @@ async def _save(query: CallbackQuery, session: AsyncSession, actor: Actor, state
 
 # --- typed answers --------------------------------------------------------------------------------
 
-@router.message(StateFilter(CouponForm), F.chat.type == "private", ~F.text)
+@router.message(StateFilter(CouponForm), F.chat.type == "private", ~F.text, SENT_BY_PERSON)
 async def on_form_not_text(message: Message, state: FSMContext) -> None:
     current = await state.get_state()
     text, markup = prompt(current, await state.get_data())
@@ -280,7 +281,7 @@ async def on_form_not_text(message: Message, state: FSMContext) -> None:
     await message.answer(hint + "\n\n" + text, reply_markup=markup)
 
 
-@router.message(StateFilter(CouponForm), F.chat.type == "private", ~F.text.startswith("/"))
+@router.message(StateFilter(CouponForm), F.chat.type == "private", F.text, ~F.text.startswith("/"))
 async def on_form_answer(message: Message, session: AsyncSession, actor: Actor, state: FSMContext) -> None:
     current, data = await state.get_state(), await state.get_data()
     community = await form_guard(message, session, actor, state)

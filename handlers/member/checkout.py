@@ -47,6 +47,7 @@ from bot.services.shop_settings import shop_settings
 from bot.telegram.context import BotContext
 from bot.telegram.membership import Admits, MembershipCheck
 from bot.telegram.middlewares.actor import Actor
+from bot.telegram.update_types import SENT_BY_PERSON
 from bot.views import deeplinks, groupbuy_announce, sold_out
 from bot.views.errors_text import error_text
 from bot.views.groupbuy_cards import duration
@@ -653,7 +654,7 @@ async def cmd_cancel(message: Message, state: FSMContext) -> None:
     await message.answer(_("Checkout cancelled. Nothing was ordered."))
 
 
-@router.message(StateFilter(CheckoutForm), ~F.text, ~F.successful_payment)
+@router.message(StateFilter(CheckoutForm), ~F.text, SENT_BY_PERSON)
 async def on_not_text(message: Message, session: AsyncSession, settings: Settings, actor: Actor, state: FSMContext) -> None:
     cart = await load_cart(state, session, settings, actor.user.id)
     if cart is None:
@@ -662,7 +663,7 @@ async def on_not_text(message: Message, session: AsyncSession, settings: Setting
     await message.answer(text, reply_markup=markup)
 
 
-@router.message(StateFilter(CheckoutForm), ~F.text.startswith("/"))
+@router.message(StateFilter(CheckoutForm), F.text, ~F.text.startswith("/"))
 async def on_text(message: Message, session: AsyncSession, settings: Settings, actor: Actor, state: FSMContext) -> None:
     """A typed answer: the quantity, the address or a coupon code; on other steps, a pointer to the buttons."""
     cart = await load_cart(state, session, settings, actor.user.id)

@@ -97,3 +97,30 @@ async def test_notices_during_a_leaders_form_are_not_taken_for_answers(e2e: E2E,
     await e2e.say(alice, "Asia/Shanghai")
     assert e2e.last(alice).startswith(en("Timezone set to {value}.", value="Asia/Shanghai"))
     assert (await e2e.community_by_id(group.community_id)).timezone == "Asia/Shanghai"
+
+
+async def test_notices_during_a_checkout_or_the_coupon_form_are_not_taken_for_answers(e2e: E2E, group: Group) -> None:
+    alice, bob = group.leader, group.members[0]
+    shop = await open_shop(e2e, group)
+    await e2e.say(bob, "/start")
+    await e2e.say(bob, f"/start buy-{shop.product.id}")
+    question = e2e.last_msg(bob)
+    notices = [{"pinned_message": message_json(question)},
+               {"refunded_payment": {"currency": "XTR", "total_amount": 5, "invoice_payload": "x",
+                                     "telegram_payment_charge_id": "stx-2"}}]
+    state = await e2e.fsm_state(bob)
+    for notice in notices:
+        await e2e.send_raw(bob, service=notice)
+    assert e2e.last_msg(bob).message_id == question.message_id and await e2e.fsm_state(bob) == state
+    await e2e.send_raw(bob, service={"location": {"latitude": 31.23, "longitude": 121.47}})
+    assert en("Please answer with text or use the buttons.") in e2e.last(bob)
+
+    await e2e.say(alice, "/admin")
+    await e2e.press(alice, en("🎟 Coupons"))
+    await e2e.press(alice, en("➕ New coupon"))
+    question = e2e.last_msg(alice)
+    for notice in notices:
+        await e2e.send_raw(alice, service=notice)
+    assert e2e.last_msg(alice).message_id == question.message_id
+    await e2e.send_raw(alice, service={"location": {"latitude": 31.23, "longitude": 121.47}})
+    assert e2e.last(alice).startswith(en("Please choose with the buttons."))
