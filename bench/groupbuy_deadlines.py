@@ -229,6 +229,8 @@ async def deadline_round(url: str, *, teams: int, sweepers: int, paid_share: flo
         print(f"  {'time to close them all':<24} {wall:.2f} s with {sweepers} sweeper{'s' if sweepers > 1 else ''} · "
               f"{teams / wall:.0f} teams/s · {setup['orders'] / wall:.0f} orders/s")
         print(f"  {'CPU of this process':<24} {cpu:.2f} s of {wall:.2f} s wall")
+        print(f"  {'statements in all':<24} {statements} ({statements / teams:.3f} per team, "
+              f"{statements / max(1, len(calls)):.1f} per sweep() call)")
         for line, _ in per_team:
             print(f"  {line}")
         for problem in problems:

@@ -13,7 +13,9 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import exists, update
+from sqlalchemy import bindparam, exists, update
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -43,26 +45,65 @@ def price_at(campaign: GroupBuy, units: int) -> int:
     return price
 
 
+_teams = GroupBuyTeam.__table__
+# Expired teams closed in batches: the CTE picks them, and on PostgreSQL locks them and skips those
+# another sweeper (or a member's payment or cancellation) holds, so two sweepers take different
+# teams and neither waits. A CTE, not `IN (subquery)`: PostgreSQL may run a subquery again and so
+# lock more than the limit (1,000 teams in one call of limit 500), never a CTE with FOR UPDATE.
+# SQLite ignores FOR UPDATE: its one writer at a time runs each UPDATE whole, and the conditions
+# are checked again on the rows themselves.
+_DUE = (select(_teams.c.id).where(_teams.c.status == TeamStatus.OPEN, _teams.c.deadline_at <= bindparam("b_now"))
+        .order_by(_teams.c.id).limit(bindparam("b_limit")).with_for_update(skip_locked=True).cte("due"))
+_FAIL_DUE = (update(_teams)
+             .where(_teams.c.id.in_(select(_DUE.c.id)), _teams.c.status == TeamStatus.OPEN,
+                    _teams.c.deadline_at <= bindparam("b_now"))
+             .values(status=TeamStatus.FAILED, closed_at=bindparam("b_now"), close_reason="expired", announce_due=True)
+             .returning(*_teams.c))
+
+
 async def fail_team(session: AsyncSession, *, team_id: int, now: datetime, reason: str = "expired",
                     force: bool = False) -> bool:
     """Close an open team as failed (at its deadline, or at once with `force`) and commit: its
     orders are cancelled, stock and coupons return, paid ones become refund-due. False when the
     team was not open (already closed by someone else) or its deadline has not come."""
-    condition = [GroupBuyTeam.id == team_id, GroupBuyTeam.status == TeamStatus.OPEN]
+    condition = [_teams.c.id == team_id, _teams.c.status == TeamStatus.OPEN]
     if not force:
-        condition.append(col(GroupBuyTeam.deadline_at) <= now)
-    closed = await session.execute(update(GroupBuyTeam).where(*condition).values(
-        status=TeamStatus.FAILED, closed_at=now, close_reason=reason[:32], announce_due=True))
-    if closed.rowcount != 1:
-        await session.commit()
-        return False
-    team = await session.get(GroupBuyTeam, team_id, populate_existing=True)
-    await orders.cancel_all_within(session, Order.team_id == team_id, from_=UNSETTLED, reason="groupbuy_failed", now=now)
-    await mark_card_stale(session, group_buy_id=team.group_buy_id)
-    audit.record(session, community_id=team.community_id, actor_id=None, action="groupbuy.team_failed",
-                 details={"team": team_id, "group_buy": team.group_buy_id, "reason": reason}, now=now)
+        condition.append(_teams.c.deadline_at <= now)
+    closed = (await session.execute(update(_teams).where(*condition).values(
+        status=TeamStatus.FAILED, closed_at=now, close_reason=reason[:32], announce_due=True)
+        .returning(*_teams.c))).all()
+    await _settle_failed(session, closed, now=now, reason=reason)
     await session.commit()
-    return True
+    return bool(closed)
+
+
+async def fail_due_teams(session: AsyncSession, *, now: datetime, limit: int = 500) -> list[int]:
+    """Close up to `limit` teams past their deadline as failed, as `fail_team` closes one, in one
+    transaction of a few statements, and commit; the teams this call closed."""
+    closed = (await session.execute(_FAIL_DUE, {"b_now": now, "b_limit": limit})).all()
+    await _settle_failed(session, closed, now=now, reason="expired")
+    await session.commit()
+    return sorted(row.id for row in closed)
+
+
+async def _settle_failed(session: AsyncSession, closed: list, *, now: datetime, reason: str) -> None:
+    """What follows teams this transaction has just closed as failed (their rows, locked): their
+    orders settled together, the campaigns' cards marked once each, one audit row per team."""
+    if not closed:
+        return
+    for row in closed:
+        # A team the session holds shows its close, as the orders do.
+        if (loaded := session.identity_map.get(identity_key(GroupBuyTeam, row.id))) is not None:
+            for name, value in row._mapping.items():
+                set_committed_value(loaded, name, value)
+    ids = [row.id for row in closed]
+    await orders.cancel_all_within(session, col(Order.team_id).in_(ids), from_=UNSETTLED, reason="groupbuy_failed",
+                                   now=now)
+    for campaign_id in sorted({row.group_buy_id for row in closed}):
+        await mark_card_stale(session, group_buy_id=campaign_id)
+    await audit.record_many(session, [
+        {"community_id": row.community_id, "actor_id": None, "action": "groupbuy.team_failed",
+         "details": {"team": row.id, "group_buy": row.group_buy_id, "reason": reason}} for row in closed], now=now)
 
 
 async def close_threshold(session: AsyncSession, *, group_buy_id: int, now: datetime, force: bool = False,
@@ -191,13 +232,7 @@ class Sweep:
 async def sweep(session: AsyncSession, *, now: datetime, limit: int = 500) -> Sweep:
     """Everything whose time has come: expired teams, thresholds at their cut-off, team campaigns
     past their window. Safe to run at any time, twice, or on two workers at once."""
-    done = Sweep()
-    due_teams = list(await session.exec(
-        select(GroupBuyTeam.id).where(GroupBuyTeam.status == TeamStatus.OPEN, col(GroupBuyTeam.deadline_at) <= now)
-        .order_by(GroupBuyTeam.deadline_at).limit(limit)))
-    for team_id in due_teams:
-        if await fail_team(session, team_id=team_id, now=now):
-            done.teams_failed.append(team_id)
+    done = Sweep(teams_failed=await fail_due_teams(session, now=now, limit=limit))
     due_thresholds = list(await session.exec(
         select(GroupBuy.id).where(GroupBuy.kind == GroupBuyKind.THRESHOLD, GroupBuy.status == GroupBuyStatus.LIVE,
                                   col(GroupBuy.ends_at) <= now).limit(limit)))

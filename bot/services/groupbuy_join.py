@@ -178,13 +178,46 @@ async def quote(session: AsyncSession, *, community: Community, ref: JoinRef, us
 
 _teams, _campaigns = GroupBuyTeam.__table__, GroupBuy.__table__
 _orders = Order.__table__
-# `in_team` and `teams_joined` in one statement, built once.
-_MEMBER_IN_TEAMS = select(
-    exists().where(_orders.c.team_id == bindparam("b_team"), _orders.c.user_id == bindparam("b_user"),
-                   _orders.c.status.in_(SEATED)),
-    select(func.count(func.distinct(_orders.c.team_id))).select_from(_orders.join(_teams, _teams.c.id == _orders.c.team_id))
-    .where(_orders.c.group_buy_id == bindparam("b_campaign"), _orders.c.user_id == bindparam("b_user"),
-           _orders.c.status.in_(SEATED), _teams.c.opener_id != bindparam("b_user")).scalar_subquery())
+
+
+def _member_in_teams(team, user, campaign):
+    """Whether the member holds a seat in the team, and in how many teams opened by others."""
+    o, t = _orders.c, _teams.c
+    already_in = exists().where(o.team_id == team, o.user_id == user, o.status.in_(SEATED))
+    joined = (select(func.count(func.distinct(o.team_id))).select_from(_orders.join(_teams, t.id == o.team_id))
+              .where(o.group_buy_id == campaign, o.user_id == user, o.status.in_(SEATED), t.opener_id != user)
+              .scalar_subquery())
+    return already_in, joined
+
+
+# Statements built once: building and hashing a statement cost more CPU than sending it.
+_ALREADY_IN = select(_member_in_teams(bindparam("b_team"), bindparam("b_user"), bindparam("b_campaign"))[0])
+_g_in_team, _g_joined = _member_in_teams(bindparam("g_team"), bindparam("g_user"), bindparam("g_campaign"))
+# A seat's order is written only if the member is not in the team yet and under the join limit:
+# counted by the INSERT, after the reservation took the product's lock.
+_TEAM_GUARD = orders.InsertGuard(~_g_in_team & (_g_joined < bindparam("g_limit")))
+
+
+def _sit_statement():
+    t, c = _teams.c, _campaigns.c
+    now = bindparam("s_now")
+    last_seat = t.seats + 1 >= t.size
+    # A team campaign still takes seats in open teams after its window for new teams ended, not
+    # once the leader ended it.
+    joinable = exists().where(c.id == t.group_buy_id, c.status.in_((GroupBuyStatus.LIVE, GroupBuyStatus.ENDED)),
+                              c.close_reason.is_(None) | (c.close_reason != "ended_by_leader"))
+    return (update(_teams)
+            .where(t.id == bindparam("s_team"), t.group_buy_id == bindparam("s_campaign"), t.status == TeamStatus.OPEN,
+                   t.seats < t.size, t.deadline_at > now, t.price == bindparam("s_price"), joinable)
+            .values(seats=t.seats + 1,
+                    status=case((last_seat, TeamStatus.SUCCEEDED.value), else_=TeamStatus.OPEN.value),
+                    closed_at=case((last_seat, now), else_=None),
+                    close_reason=case((last_seat, "filled"), else_=None),
+                    announce_due=last_seat)
+            .returning(*_teams.c))
+
+
+_SIT = _sit_statement()
 
 
 def _card_stale():
@@ -259,22 +292,9 @@ class _Seat:
             .returning(*_teams.c))).one()
 
     async def _sit(self, session: AsyncSession, *, unit_price: int, now: datetime) -> None:
-        t, c = _teams.c, _campaigns.c
-        last_seat = t.seats + 1 >= t.size
-        # A team campaign still takes seats in open teams after its window for new teams ended, not
-        # once the leader ended it.
-        joinable = exists().where(c.id == t.group_buy_id, c.status.in_((GroupBuyStatus.LIVE, GroupBuyStatus.ENDED)),
-                                  c.close_reason.is_(None) | (c.close_reason != "ended_by_leader"))
-        self.team_row = (await session.execute(
-            update(_teams)
-            .where(t.id == (self.ref.team_id or 0), t.group_buy_id == self.ref.group_buy_id, t.status == TeamStatus.OPEN,
-                   t.seats < t.size, t.deadline_at > now, t.price == unit_price, joinable)
-            .values(seats=t.seats + 1,
-                    status=case((last_seat, TeamStatus.SUCCEEDED.value), else_=TeamStatus.OPEN.value),
-                    closed_at=case((last_seat, now), else_=None),
-                    close_reason=case((last_seat, "filled"), else_=None),
-                    announce_due=last_seat)
-            .returning(*_teams.c))).first()
+        self.team_row = (await session.execute(_SIT, {
+            "s_team": self.ref.team_id or 0, "s_campaign": self.ref.group_buy_id, "s_now": now,
+            "s_price": unit_price})).first()
         if self.team_row is None:
             raise await self._refusal(session, now, unit_price)
         self.completed = self.team_row.status == TeamStatus.SUCCEEDED
@@ -289,18 +309,23 @@ class _Seat:
             raise await self._refusal(session, now, unit_price)
         self.member_limit, self.units = added.member_limit, quantity
 
+    def guard(self, *, user_id: int, quantity: int) -> tuple[orders.InsertGuard, dict[str, Any]] | None:
+        if self.ref.mode is not JoinMode.TEAM:
+            return None
+        return _TEAM_GUARD, {"g_team": self.team_row.id, "g_user": user_id, "g_campaign": self.campaign.id,
+                             "g_limit": self.campaign.join_limit}
+
     async def check_member(self, session: AsyncSession, *, user_id: int, quantity: int) -> None:
         # Counted under the product's lock (taken after the seat's), which every order of the
         # campaign takes: one member's checkouts into two different teams cannot both pass.
         campaign, ref = self.campaign, self.ref
         if ref.mode is JoinMode.TEAM:
-            already_in, joined = (await session.execute(
-                _MEMBER_IN_TEAMS, {"b_team": self.team_row.id, "b_user": user_id, "b_campaign": campaign.id})).one()
-            if already_in:
+            # Asked only once the guarded INSERT refused the member: say which limit it was.
+            if (await session.execute(
+                    _ALREADY_IN, {"b_team": self.team_row.id, "b_user": user_id, "b_campaign": campaign.id})).scalar():
                 raise DomainError("team_already_in", number=self.team_row.number)
-            if joined >= campaign.join_limit:
-                raise DomainError("team_join_limit", limit=campaign.join_limit)
-        elif ref.mode is JoinMode.THRESHOLD and self.member_limit is not None:
+            raise DomainError("team_join_limit", limit=campaign.join_limit)
+        if ref.mode is JoinMode.THRESHOLD and self.member_limit is not None:
             held = await units_held(session, group_buy_id=campaign.id, user_id=user_id)
             if held + quantity > self.member_limit:
                 raise DomainError("groupbuy_member_limit", limit=self.member_limit, left=max(0, self.member_limit - held))

@@ -73,14 +73,27 @@ class Seat(Protocol):
         """Take the seat (the first write, locking the team or campaign) or raise, leaving nothing
         written; returns the order's group columns."""
 
+    def guard(self, *, user_id: int, quantity: int) -> tuple[InsertGuard, dict[str, Any]] | None:
+        """A condition the order's INSERT must meet, with its parameters: the member's own limits
+        counted by the INSERT itself, under the product's lock. None: `check_member` counts them."""
+
     async def check_member(self, session: AsyncSession, *, user_id: int, quantity: int) -> None:
-        """The member's own limits in the group-buy, counted under the product's lock, or raise."""
+        """The member's own limits in the group-buy, counted under the product's lock, or raise (also
+        asked why a guarded INSERT wrote nothing)."""
 
     async def give_back(self, session: AsyncSession) -> None:
         """Undo `take`: the order was refused after it."""
 
     async def placed(self, session: AsyncSession, order: Order, now: datetime) -> None:
         """The order exists: confirm the team if this order filled it."""
+
+
+@dataclass(frozen=True, eq=False)
+class InsertGuard:
+    """A WHERE for the order's INSERT (bind parameters named g_*), built once: one statement fewer
+    than counting first. Compared by identity, so the INSERT built for it is cached."""
+
+    condition: ColumnElement
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,25 +236,35 @@ async def place(
         if reserved.per_member_limit is not None:
             _check_limit(reserved.per_member_limit, await bought_by(session, product_id=product_id, user_id=user_id),
                          quantity)
-        if seat is not None:
+        guarded = seat.guard(user_id=user_id, quantity=quantity) if seat is not None else None
+        if seat is not None and guarded is None:
             await seat.check_member(session, user_id=user_id, quantity=quantity)
         online = payment_method in (PaymentMethod.PROVIDER, PaymentMethod.STARS)
         if seat is None:
             status = OrderStatus.PAID if free else OrderStatus.PENDING_PAYMENT
         else:
             status = OrderStatus.PENDING_PAYMENT if online and not free else OrderStatus.AWAITING_GROUP
-        row = (await session.execute(_new_order(session.get_bind().dialect.name), {**dict(
+        values = {**dict(
             community_id=community.id, product_id=product_id, user_id=user_id, quantity=quantity,
             unit_price=unit_price, discount=discount, total=total, currency=community.currency,
             stars_total=stars_for(total, community.currency, settings.stars_per_unit) if payment_method == PaymentMethod.STARS and not free else None,
             status=status, payment_method=payment_method, pickup_point_id=pickup_point_id,
             delivery_address=delivery_address, coupon_id=coupon.id if coupon else None, checkout_key=checkout_key,
             expires_at=now + timedelta(minutes=settings.unpaid_minutes) if online and status == OrderStatus.PENDING_PAYMENT else None,
-            credit=0, created_at=now, updated_at=now, group_buy_id=None, team_id=None, invited_by=None), **group,
-        })).first()
+            credit=0, created_at=now, updated_at=now, group_buy_id=None, team_id=None, invited_by=None), **group}
+        dialect = session.get_bind().dialect.name
+        if guarded is None:
+            row = (await session.execute(_new_order(dialect), values)).first()
+        else:
+            row = (await session.execute(_new_order(dialect, guarded[0]),
+                                         {**{f"o_{name}": value for name, value in values.items()}, **guarded[1]})).first()
         if row is None:
-            # This checkout confirmed twice at once: the other attempt made the order.
-            return Placed(await _give_up(session, undo, checkout_key, ...), created=False)
+            # This checkout confirmed twice at once (the other attempt made the order), or the
+            # INSERT's guard refused the member.
+            existing_id = (await session.execute(_EXISTING_ID, params)).scalar()
+            if existing_id is None and seat is not None and guarded is not None:
+                await seat.check_member(session, user_id=user_id, quantity=quantity)
+            return Placed(await _give_up(session, undo, checkout_key, existing_id), created=False)
         order = adopt(session, Order, row._mapping)
         undo.append(lambda: session.execute(_DROP_ORDER, {"order_id": order.id}))
         if coupon is not None:
@@ -294,9 +317,21 @@ def _reservation(*, price: bool, pickup: bool):
             .returning(products.per_member_limit, products.stock, products.sold, products.updated_at))
 
 
+_EXISTING_ID = select(_orders.c.id).where(_orders.c.checkout_key == bindparam("b_key"))
+# The columns `place` writes; a guarded INSERT selects them as bind parameters named o_<column>.
+_PLACED = ("community_id", "product_id", "user_id", "quantity", "unit_price", "discount", "total", "currency",
+           "stars_total", "status", "payment_method", "pickup_point_id", "delivery_address", "coupon_id", "checkout_key",
+           "expires_at", "credit", "created_at", "updated_at", "group_buy_id", "team_id", "invited_by")
+
+
 @cache
-def _new_order(dialect: str):
-    return insert_in(dialect, _orders).on_conflict_do_nothing(index_elements=["checkout_key"]).returning(*_orders.c)
+def _new_order(dialect: str, guard: InsertGuard | None = None):
+    stmt = insert_in(dialect, _orders)
+    if guard is not None:
+        # Typed parameters: PostgreSQL types a bare parameter in a SELECT list as text.
+        chosen = select(*(bindparam(f"o_{name}", type_=_orders.c[name].type) for name in _PLACED)).where(guard.condition)
+        stmt = stmt.from_select(list(_PLACED), chosen)
+    return stmt.on_conflict_do_nothing(index_elements=["checkout_key"]).returning(*_orders.c)
 
 
 async def _unreserved(session: AsyncSession, *, community: Community, quantity: int,
@@ -451,30 +486,35 @@ def _settled() -> ColumnElement:
 
 
 async def cancel_all_within(session: AsyncSession, where: ColumnElement, *, from_: tuple[str, ...], reason: str,
-                            now: datetime) -> list[Order]:
+                            now: datetime) -> int:
     """Cancel every order matching `where` that is in `from_`, as `cancel_within` cancels one, in a
-    few statements however many there are (no commit). For a group-buy close, which holds the
-    team's or campaign's lock: payments and cancellations of these orders take it first, so none
-    slips in between, and their seats need no release. One by one, 1,000 teams failing in the
-    same minute took two minutes (bench/groupbuy_deadlines.py)."""
-    # RETURNING the rows as objects, written over any the session holds: callers see the change.
-    cancelled = list(await session.scalars(
-        update(Order).where(where, col(Order.status).in_(from_))
+    few statements however many there are (no commit); how many were cancelled. For a group-buy
+    close, which holds the teams' or campaign's locks: payments and cancellations of these orders
+    take them first, so none slips in between, and their seats need no release. One by one, 1,000
+    teams failing in the same minute took two minutes (bench/groupbuy_deadlines.py)."""
+    o = _orders.c
+    cancelled = (await session.execute(
+        update(_orders).where(where, o.status.in_(from_))
         .values(status=_settled(), updated_at=now, cancelled_at=now, cancel_reason=reason[:32])
-        .returning(Order).execution_options(synchronize_session=False, populate_existing=True)))
+        .returning(*_orders.c))).all()
     returned: dict[int, int] = {}
-    for order in cancelled:
-        returned[order.product_id] = returned.get(order.product_id, 0) + order.quantity
-        if order.coupon_id is not None:
-            await coupons.release(session, order_id=order.id)
-        audit.record(session, community_id=order.community_id, actor_id=None, action="order.cancel",
-                     details={"id": order.id, "reason": reason, "refund_due": order.status == OrderStatus.REFUND_DUE},
-                     now=now)
-    for product_id, quantity in returned.items():
+    entries = []
+    for row in cancelled:
+        # Orders the session holds show the change (callers read them on); no object is made for the rest.
+        if (loaded := session.identity_map.get(identity_key(Order, row.id))) is not None:
+            for name, value in row._mapping.items():
+                set_committed_value(loaded, name, value)
+        returned[row.product_id] = returned.get(row.product_id, 0) + row.quantity
+        if row.coupon_id is not None:
+            await coupons.release(session, order_id=row.id)
+        entries.append({"community_id": row.community_id, "actor_id": None, "action": "order.cancel", "details": {
+            "id": row.id, "reason": reason, "refund_due": row.status == OrderStatus.REFUND_DUE}})
+    for product_id, quantity in sorted(returned.items()):
         await session.execute(update(Product).where(Product.id == product_id)
                               .values(stock=Product.stock + quantity, sold=Product.sold - quantity, updated_at=now))
         await mark_cards_stale(session, product_id=product_id)
-    return cancelled
+    await audit.record_many(session, entries, now=now)
+    return len(cancelled)
 
 
 async def cancel_within(session: AsyncSession, order: Order, *, from_: tuple[str, ...], reason: str,
