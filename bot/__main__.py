@@ -60,11 +60,9 @@ def migrate(settings: Settings) -> None:
 
 async def _serve(settings: Settings) -> None:
     from bot.app import App
-    from bot.telegram import metrics
     from bot.telegram.ops import Health, serve_ops
 
     app = await App.connect(settings)
-    metrics.instrument(dp=app.dp, bots=(app.bot, app.sender_bot), sender=app.sender)
     health = Health(app.engine, app.redis)
     ops = None
     try:

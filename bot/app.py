@@ -20,7 +20,7 @@ from bot.factory import create_bot, create_dispatcher
 from bot.jobs import catalog
 from bot.jobs.scheduler import Scheduler
 from bot.services.activity import ActivityFlusher, ActivityTracker
-from bot.telegram import commands
+from bot.telegram import commands, metrics
 from bot.telegram.context import BotContext
 from bot.telegram.dedup import MemoryLedger, RedisLedger
 from bot.telegram.flood import SpendGroupBudget
@@ -69,6 +69,8 @@ class App:
             i18n=get_i18n(),
             sender=self.sender,
         )
+        # Every App is counted (the CLI's workers, tests, benchmarks): it costs microseconds per update.
+        metrics.instrument(dp=self.dp, bots=(self.bot, self.sender_bot), sender=self.sender)
         self.scheduler = Scheduler(redis, catalog.JOBS)
         self._started: list[str] = []
 

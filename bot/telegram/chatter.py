@@ -42,6 +42,7 @@ from aiogram.utils.backoff import Backoff, BackoffConfig
 from pydantic import ValidationError
 
 from bot.services.users import Profile
+from bot.telegram.metrics import UPDATE_ERRORS, UPDATES, UpdateMetrics
 from bot.telegram.middlewares.activity import GROUP_TYPES, ActivityMiddleware
 from bot.telegram.middlewares.dedup import DedupMiddleware
 from bot.telegram.middlewares.errors import ErrorsMiddleware
@@ -235,6 +236,8 @@ class ChatterLane:
             for update in updates:
                 self.errors.log_failure(update.update_id)
             return
+        # UpdateMetrics does not see the lane: the batch is counted here, at once.
+        UPDATES.labels("message").inc(len(fresh))
         for update in fresh:
             try:
                 if isinstance(update, RawChatter):
@@ -242,6 +245,7 @@ class ChatterLane:
                 else:
                     self.activity.record(update.message)
             except Exception:
+                UPDATE_ERRORS.labels("message").inc()
                 self.errors.log_failure(update.update_id)
 
 
@@ -359,7 +363,8 @@ class Dispatcher(AiogramDispatcher):
 def why_routed(dp: AiogramDispatcher, *, known_middlewares) -> str | None:
     """None when no registered handler can take plain group chatter; else the first reason why."""
     known = {id(m) for m in known_middlewares}
-    builtin = (AiogramErrorsMiddleware, UserContextMiddleware, FSMContextMiddleware)
+    # The lane counts chatter itself, so the metrics middleware loses nothing when skipped.
+    builtin = (AiogramErrorsMiddleware, UserContextMiddleware, FSMContextMiddleware, UpdateMetrics)
     for middleware in dp.update.outer_middleware:
         if id(middleware) not in known and not isinstance(middleware, builtin):
             return f"update middleware {middleware!r} would not see it"
