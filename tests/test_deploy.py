@@ -168,7 +168,8 @@ async def test_compose_workers_start_and_answer(emu, processes, tmp_path, db_url
                                  json={"update_id": 1, "message": message_json(message)},
                                  headers={"X-Telegram-Bot-Api-Secret-Token": given["WEBHOOK_SECRET"]}) as response:
                 assert response.status == 200
-        await workers[1].until(emu.wait_bot_message(alice, timeout=REPLY), REPLY, "the reply to /start")
+        # A 200 means handled: the reply was sent before it.
+        await workers[1].until(emu.wait_bot_message(alice, timeout=REPLY, after=message), REPLY, "the reply to /start")
         for worker in workers:
             assert await worker.stop(timeout=STOP) == 0, worker.stderr[-3000:]
     finally:
