@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/orders_race.py
 	$(BIN)/python bench/groupbuy_join_race.py
 	$(BIN)/python bench/groupbuy_deadlines.py
+	$(BIN)/python bench/workers.py
 
 # Re-extract strings and merge them into both catalogs (then translate what is new).
 locales: $(STAMP)
