@@ -24,11 +24,15 @@ from bot.core.i18n import translate
 log = logging.getLogger(__name__)
 
 BUCKET_KEY = "ccb:throttle:{}"
-# The shared bucket: Redis's own clock, so that workers' clocks need not agree. Returns
+# The shared bucket: Redis's own clock, so that workers' clocks need not agree, unless the caller
+# runs on a clock of its own (ARGV[3]: the demo's and the tests' simulated people). Returns
 # {allowed, warn}; the key expires once the bucket would be full again (what a new user gets).
 _TAKE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local now = tonumber(ARGV[3])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
 local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
 local b = redis.call('HMGET', KEYS[1], 'tokens', 'at', 'warned')
 local tokens = math.min(burst, (tonumber(b[1]) or burst) + (now - (tonumber(b[2]) or now)) * rate)
@@ -45,7 +49,8 @@ return {allowed, warn}
 
 
 class ThrottleMiddleware(BaseMiddleware):
-    def __init__(self, *, rate: float, burst: int = 8, clock=time.monotonic) -> None:
+    def __init__(self, *, rate: float, burst: int = 8, clock=None) -> None:
+        # None: this process's monotonic clock, and Redis's for the shared buckets.
         self.rate, self.burst, self.clock = rate, burst, clock
         self._buckets: dict[int, tuple[float, float, bool]] = {}  # user → (tokens, updated, warned)
         self._next_prune = 0.0
@@ -54,12 +59,13 @@ class ThrottleMiddleware(BaseMiddleware):
     async def _take_shared(self, redis: Redis, user_id: int) -> tuple[bool, bool]:
         if self._shared is None or self._shared[0] is not redis:
             self._shared = (redis, redis.register_script(_TAKE))
-        allowed, warn = await self._shared[1](keys=[BUCKET_KEY.format(user_id)], args=[self.rate, self.burst])
+        args = [self.rate, self.burst] + ([self.clock()] if self.clock is not None else [])
+        allowed, warn = await self._shared[1](keys=[BUCKET_KEY.format(user_id)], args=args)
         return bool(allowed), bool(warn)
 
     def _take(self, user_id: int) -> tuple[bool, bool]:
         """(allowed, should_warn)."""
-        now = self.clock()
+        now = (self.clock or time.monotonic)()
         if now >= self._next_prune:
             self._prune(now)
         tokens, updated, warned = self._buckets.get(user_id, (float(self.burst), now, False))
