@@ -80,7 +80,8 @@ async def prepare_database(url: str) -> str:
     backend = parsed.get_backend_name()
     if backend == "postgresql":
         name = parsed.database or ""
-        if name == "test" or not re.fullmatch(r"[A-Za-z0-9_]+", name):
+        # The tests' databases (test, test_gw0, ...) are emptied by every test: never touch them.
+        if name.startswith("test") or not re.fullmatch(r"[A-Za-z0-9_]+", name):
             raise SystemExit(f"refusing database {name!r}: give the benchmark a database of its own")
         admin = create_async_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
         try:

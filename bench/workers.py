@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
+from orders_race import empty_database, prepare_database  # noqa: E402
 
 TOKEN = "700800902:BENCH-workers-token"
 SECRET = "bench-workers-secret"
@@ -336,46 +337,10 @@ async def deliver(url: str, updates: list[dict], record: Delivery) -> None:
 
 # ----- the services ----------------------------------------------------------------------------------
 
-async def prepare_database(url: str) -> None:
-    """Create the benchmark's database if missing, migrate it (each round then empties it)."""
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from bot.core.migrate import upgrade
-
-    parsed = make_url(url)
-    name = parsed.database or ""
-    if parsed.get_backend_name() != "postgresql":
-        raise SystemExit("bench/workers.py runs on PostgreSQL: several workers need one")
-    if name.startswith("test") or not re.fullmatch(r"[A-Za-z0-9_]+", name):
-        raise SystemExit(f"refusing database {name!r}: give the benchmark a database of its own")
-    admin = create_async_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            found = await conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name})
-            if found.first() is None:
-                await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await admin.dispose()
-    await asyncio.to_thread(upgrade, url)
-
-
 async def empty_services(database_url: str, redis_url: str) -> None:
     from redis.asyncio import Redis
-    from sqlalchemy import text
-    from sqlmodel import SQLModel
 
-    import models  # noqa: F401
-    from bot.core.db import create_engine
-
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            tables = ", ".join(t.name for t in SQLModel.metadata.sorted_tables)
-            await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    finally:
-        await engine.dispose()
+    await empty_database(database_url)
     redis = Redis.from_url(redis_url)
     try:
         await redis.flushdb()  # the benchmark's own db only (checked in main)
@@ -551,6 +516,8 @@ async def main(opts: argparse.Namespace) -> int:
     redis_db = int(opts.redis_url.rpartition("/")[2] or 0)
     if redis_db >= 8:
         raise SystemExit(f"refusing Redis db {redis_db}: the tests use the dbs from 15 down")
+    if not opts.database_url.startswith("postgresql"):
+        raise SystemExit("bench/workers.py runs on PostgreSQL: several workers need one")
     await prepare_database(opts.database_url)
     rng = random.Random(opts.seed)
     counts = [int(c) for c in opts.workers.split(",") if c]
