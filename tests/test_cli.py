@@ -196,6 +196,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+async def wait_healthy(port: int) -> dict:
+    """What /healthz answers once the server on `port` is up and healthy."""
+    async with aiohttp.ClientSession() as http:
+        while True:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    if response.status == 200:
+                        return await response.json()
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)
+
+
 def query(db: Path, sql: str, *params: object) -> list[tuple]:
     with sqlite3.connect(db) as conn:
         return conn.execute(sql, params).fetchall()

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 import aiohttp
 import test_cli
-from test_cli import REPLY, START, STOP, TOKEN, bot_env, free_port, sqlite_url
+from test_cli import REPLY, START, STOP, TOKEN, bot_env, free_port, sqlite_url, wait_healthy
 
 from bot.core.config import ROOT
 from bot.sandbox.serialize import message_json
@@ -99,17 +99,6 @@ def systemd_unit(path: Path) -> dict[str, list[tuple[str, str]]]:
         current.append((key, value))
     return sections
 
-
-async def wait_healthy(port: int) -> dict:
-    async with aiohttp.ClientSession() as http:
-        while True:
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
-                    if response.status == 200:
-                        return await response.json()
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.1)
 
 
 def test_compose_caddy_and_env_agree():

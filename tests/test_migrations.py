@@ -43,7 +43,7 @@ def revisions() -> list[Script]:
     return list(reversed(list(script_directory().walk_revisions())))
 
 
-async def _reset_pg_schema(url: str) -> None:
+async def reset_pg_schema(url: str) -> None:
     engine = create_engine(url)
     try:
         async with engine.begin() as conn:
@@ -59,12 +59,12 @@ def empty_db_url(request, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
         return
-    asyncio.run(_reset_pg_schema(PG_URL))
+    asyncio.run(reset_pg_schema(PG_URL))
     try:
         yield PG_URL
     finally:
         # Whatever the test left (even half-way down the stairs), later tests get a schema at head.
-        asyncio.run(_reset_pg_schema(PG_URL))
+        asyncio.run(reset_pg_schema(PG_URL))
         upgrade(PG_URL)
 
 

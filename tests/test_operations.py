@@ -15,6 +15,8 @@ import time
 
 import pytest
 from sqlalchemy import text
+from test_cli import bot_env
+from test_migrations import reset_pg_schema
 
 from bot.core.config import ROOT
 from bot.core.db import create_engine
@@ -24,21 +26,10 @@ from bot.telegram.fsm_storage import SharedRedisStorage
 from bot.telegram.middlewares.throttle import ThrottleMiddleware
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
-PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
-
-
-async def _reset_pg_schema(url: str) -> None:
-    engine = create_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-    finally:
-        await engine.dispose()
 
 
 async def _migrate_process(url: str) -> tuple[int, str]:
-    env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ} | {"DATABASE_URL": url}
+    env = bot_env(DATABASE_URL=url)
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "migrate", env=env, cwd=ROOT,
                                                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     _, err = await asyncio.wait_for(proc.communicate(), 120)
@@ -49,7 +40,7 @@ async def _migrate_process(url: str) -> tuple[int, str]:
 async def test_workers_started_together_migrate_a_fresh_database_once():
     """Four `migrate` processes at once on an empty PostgreSQL database: without a lock all but one
     failed with a duplicate pg_type row; now each waits its turn and finds the schema at head."""
-    await _reset_pg_schema(PG_URL)
+    await reset_pg_schema(PG_URL)
     try:
         results = await asyncio.gather(*(_migrate_process(PG_URL) for _ in range(4)))
         assert [code for code, _ in results] == [0, 0, 0, 0], "\n".join(err[-1500:] for _, err in results)
@@ -62,7 +53,7 @@ async def test_workers_started_together_migrate_a_fresh_database_once():
         finally:
             await engine.dispose()
     finally:
-        await _reset_pg_schema(PG_URL)
+        await reset_pg_schema(PG_URL)
         await asyncio.to_thread(upgrade, PG_URL)
 
 

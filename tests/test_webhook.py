@@ -17,7 +17,7 @@ import pytest
 import test_cli
 from aiohttp import web
 from redis.asyncio import Redis
-from test_cli import REPLY, START, STOP, TOKEN, bot_env, cli, free_port, one_error_line, sqlite_url
+from test_cli import REPLY, START, STOP, TOKEN, bot_env, cli, free_port, one_error_line, sqlite_url, wait_healthy
 
 from bot.core.db import create_engine
 from bot.sandbox.serialize import message_json
@@ -129,19 +129,8 @@ async def test_three_workers_register_the_webhook_and_menus_once(emu, processes,
     ports = [free_port() for _ in range(3)]
     workers = [await processes(bot_env(**common, PORT=port), tmp_path, f"worker{i}") for i, port in enumerate(ports)]
 
-    async def healthy(port: int) -> None:
-        async with aiohttp.ClientSession() as http:
-            while True:
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.1)
-
     for worker, port in zip(workers, ports):
-        await worker.until(healthy(port), START, "/healthz")
+        await worker.until(wait_healthy(port), START, "/healthz")
     assert len(emu.calls("setWebhook")) == 1 and len(emu.calls("setMyCommands")) == MENUS
     for worker in workers:
         assert await worker.stop() == 0, worker.stderr[-3000:]
