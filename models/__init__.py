@@ -1,10 +1,12 @@
 """SQLModel tables. Importing this package registers every table on SQLModel.metadata."""
 
 from models.audit import AuditLog
+from models.checkin import CheckIn, CheckInKind
 from models.community import REQUIRED_RIGHTS, Community, PickupPoint
 from models.groupbuy import GroupBuy, GroupBuyKind, GroupBuyStatus, GroupBuyTeam, TeamStatus
 from models.job_mark import JobMark
 from models.member import Member, MemberStatus
+from models.points import PointsAccount, PointsEntry, PointsReason, PointsReward
 from models.shop import (
     Coupon,
     CouponKind,
@@ -24,4 +26,5 @@ __all__ = [
     "GroupBuyTeam", "JobMark", "Member", "MemberStatus", "Order",
     "OrderStatus", "PaymentMethod", "PickupPoint", "PostStatus", "Product", "ProductPost", "ProductStatus",
     "REQUIRED_RIGHTS", "TeamStatus", "User",
+    "CheckIn", "CheckInKind", "PointsAccount", "PointsEntry", "PointsReason", "PointsReward",
 ]
