@@ -23,6 +23,7 @@ from bot.services.activity import ActivityFlusher, ActivityTracker
 from bot.telegram import commands, metrics
 from bot.telegram.context import BotContext
 from bot.telegram.dedup import MemoryLedger, RedisLedger
+from bot.telegram.presence import Presence
 from bot.telegram.flood import SpendGroupBudget
 from bot.telegram.fsm_storage import CompactMemoryStorage, SharedRedisStorage
 from bot.telegram.send_budget import create_budget
@@ -56,6 +57,7 @@ class App:
         self.sessions: SessionFactory = session_factory(engine)
         self.tracker = ActivityTracker(default_locale=settings.DEFAULT_LOCALE, default_timezone=settings.DEFAULT_TIMEZONE)
         self.flusher = ActivityFlusher(self.tracker, self.sessions, settings.ACTIVITY_FLUSH_SECONDS)
+        self.presence = Presence(redis, bot_id=bot.id) if redis is not None else None
         self.sender_bot = create_bot(settings, bot.token, wait_out_flood=False)
         self.sender = Sender(self.sender_bot, self.sessions, create_budget(redis))
         # What handlers still send into groups themselves draws from the sender's budget too.
@@ -64,7 +66,7 @@ class App:
             settings=settings,
             sessions=self.sessions,
             storage=SharedRedisStorage(redis) if redis is not None else CompactMemoryStorage(),
-            ledger=RedisLedger(redis, bot_id=bot.id) if redis is not None else MemoryLedger(),
+            ledger=RedisLedger(redis, self.presence, bot_id=bot.id) if self.presence is not None else MemoryLedger(),
             tracker=self.tracker,
             i18n=get_i18n(),
             sender=self.sender,
@@ -101,6 +103,9 @@ class App:
                                   bot_username=me.username or "")
         self.dp["bot_username"] = self.context.bot_username
         self.dp["ctx"] = self.context
+        if self.presence is not None:
+            await self.presence.start()
+            self._started.append("presence")
         if publish_commands:
             await commands.publish(self.bot)
         self.sender.start()
@@ -162,6 +167,8 @@ class App:
             await self.flusher.stop()
         if "sender" in self._started:
             await self.sender.stop(drain=True)
+        if "presence" in self._started:
+            await self.presence.stop()
         self._started.clear()
         await self.bot.session.close()
         await self.sender_bot.session.close()

@@ -31,6 +31,7 @@ from bot.telegram.chatter import (
     why_routed,
 )
 from bot.telegram.dedup import MemoryLedger, RedisLedger
+from bot.telegram.presence import Presence
 
 TOKEN = "4242:CHATTER-token"
 BOT_ID = 4242
@@ -289,7 +290,7 @@ async def test_ledgers_answer_for_a_batch_in_order(redis_url):
         from redis.asyncio import Redis
 
         clients.append(Redis.from_url(redis_url))
-        ledgers.append(RedisLedger(clients[0], bot_id=42))
+        ledgers.append(RedisLedger(clients[0], Presence(clients[0], bot_id=42), bot_id=42))
     try:
         for ledger in ledgers:
             assert await ledger.first_time(2)

@@ -9,6 +9,7 @@ import pytest
 
 from bot.telegram.dedup import Claim, MemoryLedger, RedisLedger
 from bot.telegram.middlewares.throttle import ThrottleMiddleware
+from bot.telegram.presence import Presence
 
 
 class Clock:
@@ -72,14 +73,14 @@ async def test_redis_ledger_is_shared_and_atomic(redis_url):
 
     clients = [Redis.from_url(redis_url) for _ in range(2)]
     try:
-        ledgers = [RedisLedger(c, bot_id=42) for c in clients]
+        ledgers = [RedisLedger(c, Presence(c, bot_id=42), bot_id=42) for c in clients]
         # Two "workers" race for the same 50 updates: each id is first exactly once overall.
         results = await asyncio.gather(*(ledgers[i % 2].first_time(u) for u in range(50) for i in range(2)))
         assert sum(results) == 50
         ttl = await clients[0].ttl("ccb:upd:42:7")
         assert 24 * 3600 < ttl <= 26 * 3600
         # Another bot's ids do not collide.
-        assert await RedisLedger(clients[0], bot_id=43).first_time(7)
+        assert await RedisLedger(clients[0], Presence(clients[0], bot_id=43), bot_id=43).first_time(7)
     finally:
         for c in clients:
             await c.aclose()
@@ -109,8 +110,11 @@ async def test_redis_ledger_claims_are_shared_and_completion_is_kept(redis_url):
     from redis.asyncio import Redis
 
     clients = [Redis.from_url(redis_url) for _ in range(2)]
+    workers = [Presence(c, bot_id=44) for c in clients]
     try:
-        ledgers = [RedisLedger(c, bot_id=44, claim_seconds=120) for c in clients]
+        for worker in workers:
+            await worker.start()
+        ledgers = [RedisLedger(c, w, bot_id=44, claim_seconds=120) for c, w in zip(clients, workers)]
         claims = await asyncio.gather(*(ledgers[i % 2].claim(u) for u in range(50) for i in range(2)))
         assert claims.count(Claim.NEW) == 50 and claims.count(Claim.BUSY) == 50
         assert 0 < await clients[0].ttl("ccb:upd:44:7") <= 120
@@ -126,8 +130,40 @@ async def test_redis_ledger_claims_are_shared_and_completion_is_kept(redis_url):
         assert not await ledgers[0].first_time(7) and await ledgers[0].first_time(60)
         assert await ledgers[1].claim(60) is Claim.DONE
     finally:
+        for worker in workers:
+            await worker.stop()
         for c in clients:
             await c.aclose()
+
+
+async def test_a_dead_workers_claims_give_way_when_its_heartbeat_lapses(redis_url):
+    if redis_url is None:
+        pytest.skip("REDIS_URL not set: one process holds every claim")
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url)
+    first, second = Presence(client, bot_id=45), Presence(client, bot_id=45)
+    try:
+        await first.start()
+        await second.start()
+        await client.delete("ccb:upd:45:1", "ccb:upd:45:2")
+        dying, taking_over = RedisLedger(client, first, bot_id=45), RedisLedger(client, second, bot_id=45)
+        assert await dying.claim(1) is Claim.NEW and await dying.claim(2) is Claim.NEW
+        await dying.complete(2)
+        assert await taking_over.claim(1) is Claim.BUSY
+        assert 0 < await client.ttl(first.key_prefix + first.name) <= first.seconds
+        # Killed: its beats stop, and the heartbeat lapses (Redis's clock cannot be moved: the key goes).
+        first._task.cancel()
+        await client.delete(first.key_prefix + first.name)
+        assert await taking_over.claim(1) is Claim.NEW
+        assert await dying.claim(1) is Claim.BUSY  # now the live worker's claim
+        assert await taking_over.claim(2) is Claim.DONE
+        await second.stop()  # a worker that stops withdraws its name: its claims give way at once
+        assert await RedisLedger(client, first, bot_id=45).claim(1) is Claim.NEW
+    finally:
+        await first.stop()
+        await second.stop()
+        await client.aclose()
 
 
 def test_throttle_allows_a_burst_then_refills():
