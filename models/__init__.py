@@ -6,6 +6,7 @@ from models.community import REQUIRED_RIGHTS, Community, PickupPoint
 from models.groupbuy import GroupBuy, GroupBuyKind, GroupBuyStatus, GroupBuyTeam, TeamStatus
 from models.job_mark import JobMark
 from models.member import Member, MemberStatus
+from models.outbox import OutboxMessage
 from models.points import PointsAccount, PointsEntry, PointsReason, PointsReward
 from models.shop import (
     Coupon,
@@ -27,4 +28,5 @@ __all__ = [
     "OrderStatus", "PaymentMethod", "PickupPoint", "PostStatus", "Product", "ProductPost", "ProductStatus",
     "REQUIRED_RIGHTS", "TeamStatus", "User",
     "CheckIn", "CheckInKind", "PointsAccount", "PointsEntry", "PointsReason", "PointsReward",
+    "OutboxMessage",
 ]
