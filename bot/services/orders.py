@@ -33,7 +33,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.numbers import whole_number
-from bot.services import audit, coupons, group_seats
+from bot.services import audit, coupons, group_seats, points
 from bot.services.errors import DomainError
 from bot.services.money import precision
 from bot.services.products import mark_cards_stale
@@ -525,6 +525,7 @@ async def cancel_within(session: AsyncSession, order: Order, *, from_: tuple[str
         return False
     refund_due = order.status == OrderStatus.REFUND_DUE
     await _return_stock(session, order, now)
+    await points.reverse_purchase(session, order=order, now=now)
     audit.record(session, community_id=order.community_id, actor_id=actor_id, action="order.cancel",
                  details={"id": order.id, "reason": reason, "refund_due": refund_due}, now=now)
     return True
@@ -593,6 +594,7 @@ async def record_payment(session: AsyncSession, *, order_id: int, user_id: int, 
                              expires_at=None, **values):
             audit.record(session, community_id=order.community_id, actor_id=user_id, action="order.paid",
                          details={"id": order.id, "amount": amount, "currency": currency}, now=now)
+            await points.credit_purchase(session, order=order, now=now)
             await session.commit()
             return order, True
         # Cancelled (expired) before the money arrived: the member paid for nothing.
@@ -627,6 +629,7 @@ async def mark_refunded(session: AsyncSession, *, order: Order, actor_id: int | 
     if moved:
         audit.record(session, community_id=order.community_id, actor_id=actor_id, action="order.refunded",
                      details={"id": order.id}, now=now)
+        await points.reverse_purchase(session, order=order, now=now)
         await session.commit()
     return moved
 
@@ -653,6 +656,7 @@ async def leader_mark(session: AsyncSession, *, order: Order, to: OrderStatus, a
     if moved:
         audit.record(session, community_id=order.community_id, actor_id=actor_id, action=f"order.{to.value}",
                      details={"id": order.id}, now=now)
+        await points.credit_purchase(session, order=order, now=now)
         await session.commit()
     return moved
 

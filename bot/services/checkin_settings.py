@@ -1,0 +1,216 @@
+"""A community's check-in and points options, kept in `community.settings["checkin"]`.
+
+Apart from bot/services/checkins.py because both check-ins and the points ledger read them
+(purchase points, expiry) and checkins.py builds on points.py.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.core.numbers import whole_number
+from bot.services import audit
+from bot.services.coupons import CouponSpec
+from bot.services.errors import DomainError
+from models import Community, CouponKind
+
+MILESTONES_MAX = 20
+STREAK_MAX_DAYS = 3650
+MILESTONE_POINTS_MAX = 1_000_000
+OFF_WORDS = ("off", "no", "none", "-", "关", "关闭", "不要")
+
+
+class CouponTerms(BaseModel):
+    """What a coupon made for a member looks like: a milestone's coupon, a points reward's."""
+
+    kind: CouponKind
+    value: int = Field(gt=0)  # minor units (fixed) or whole percent
+    cap: int | None = Field(default=None, gt=0)  # the most a percent coupon takes off, minor units
+    min_spend: int = Field(default=0, ge=0)
+    # Valid until the end of the community-local day this many days after it is issued; None: forever.
+    valid_days: int | None = Field(default=30, ge=1, le=3650)
+
+    @model_validator(mode="after")
+    def _percent(self) -> CouponTerms:
+        if self.kind == CouponKind.PERCENT and self.value > 100:
+            raise ValueError("a percent coupon takes at most 100%")
+        return self
+
+    def spec(self, *, owner_id: int, timezone_name: str, now: datetime, source: str) -> CouponSpec:
+        """The owner-bound coupon these terms give, issued `now`."""
+        return CouponSpec(kind=self.kind, value=self.value, cap=self.cap, min_spend=self.min_spend,
+                          expires_at=expiry_after(self.valid_days, timezone_name, now), owner_id=owner_id,
+                          source=source)
+
+
+def expiry_after(days: int | None, timezone_name: str, now: datetime) -> datetime | None:
+    """The last moment of the community-local day `days` days after `now`, in UTC (None: never)."""
+    if days is None:
+        return None
+    zone = ZoneInfo(timezone_name)
+    last_day = now.astimezone(zone).date() + timedelta(days=days)
+    start_after = datetime.combine(last_day + timedelta(days=1), time(0), zone)
+    return start_after.astimezone(timezone.utc) - timedelta(microseconds=1)
+
+
+class CheckinSettings(BaseModel):
+    enabled: bool = True
+    # Community-local HH:MM at which the daily check-in card is posted; None: no card.
+    card_time: str | None = None
+    pin_card: bool = False
+    # The reward curve: day n of a streak earns base + increment * (min(n, cap_days) - 1).
+    base_points: int = Field(default=5, ge=0, le=10_000)
+    daily_increment: int = Field(default=1, ge=0, le=10_000)
+    increment_cap_days: int = Field(default=7, ge=1, le=365)
+    # Streak length → bonus points, or the terms of a coupon, given once when a streak reaches it.
+    milestones: dict[int, int | CouponTerms] = Field(default_factory=lambda: {7: 20, 30: 100})
+    # Make-ups (补签): a missed day within the last `makeup_days` (0: none), for `makeup_cost`
+    # points, at most `makeups_per_month` per community-local calendar month.
+    makeup_days: int = Field(default=3, ge=0, le=30)
+    makeup_cost: int = Field(default=20, ge=0, le=1_000_000)
+    makeups_per_month: int = Field(default=2, ge=0, le=31)
+    # Streak freezes: one earned per 7 days of streak, at most 2 held, one covers a single missed day.
+    freeze_enabled: bool = False
+    # Points per whole unit of the community's currency an order pays (0: no purchase points).
+    purchase_points_per_unit: int = Field(default=0, ge=0, le=10_000)
+    # Community-local hour from which members about to lose a streak get a reminder; None: none.
+    reminder_hour: int | None = Field(default=20, ge=0, le=23)
+    # Points expire this many months after they were earned, oldest first; 0: never.
+    points_expiry_months: int = Field(default=0, ge=0, le=120)
+    # Community-local quiet hours (HH:MM, may wrap midnight): no reminders then. Both or neither.
+    quiet_start: str | None = None
+    quiet_end: str | None = None
+
+    @field_validator("card_time", "quiet_start", "quiet_end")
+    @classmethod
+    def _hhmm(cls, value: str | None) -> str | None:
+        if value is not None:
+            return time.fromisoformat(value).strftime("%H:%M")
+        return value
+
+    @field_validator("milestones")
+    @classmethod
+    def _milestones(cls, value: dict[int, int | CouponTerms]) -> dict[int, int | CouponTerms]:
+        if len(value) > MILESTONES_MAX:
+            raise ValueError(f"at most {MILESTONES_MAX} milestones")
+        for day, reward in value.items():
+            # Day 1 would be every first check-in again after a break: that is the base points.
+            if not 2 <= day <= STREAK_MAX_DAYS:
+                raise ValueError(f"a milestone is a streak of 2 to {STREAK_MAX_DAYS} days")
+            if isinstance(reward, int) and not 1 <= reward <= MILESTONE_POINTS_MAX:
+                raise ValueError(f"a milestone gives 1 to {MILESTONE_POINTS_MAX} points")
+        return dict(sorted(value.items()))
+
+    @model_validator(mode="after")
+    def _quiet_hours(self) -> CheckinSettings:
+        if (self.quiet_start is None) != (self.quiet_end is None):
+            raise ValueError("quiet hours need a start and an end")
+        if self.quiet_start is not None and self.quiet_start == self.quiet_end:
+            raise ValueError("quiet hours start and end at the same time")
+        return self
+
+    def points_for(self, streak: int) -> int:
+        """What day `streak` of a streak earns on the curve as it is now."""
+        return self.base_points + self.daily_increment * (min(streak, self.increment_cap_days) - 1)
+
+    def is_quiet(self, local: time) -> bool:
+        """Whether a community-local wall-clock time falls in the quiet hours."""
+        if self.quiet_start is None or self.quiet_end is None:
+            return False
+        start, end = time.fromisoformat(self.quiet_start), time.fromisoformat(self.quiet_end)
+        at = local.replace(second=0, microsecond=0, tzinfo=None)
+        return start <= at < end if start < end else at >= start or at < end
+
+
+def checkin_settings(community: Community) -> CheckinSettings:
+    return CheckinSettings.model_validate(community.settings.get("checkin", {}))
+
+
+def local_day(community: Community, at: datetime) -> date:
+    """The community-local calendar day of the moment `at` (timezone-aware)."""
+    if at.tzinfo is None:
+        raise ValueError("naive datetime given for a community-local day")
+    return at.astimezone(ZoneInfo(community.timezone)).date()
+
+
+async def update_checkin_settings(session: AsyncSession, *, community: Community, actor_id: int, now: datetime,
+                                  **changes: object) -> CheckinSettings:
+    """Validate and store changed options, with an audit row (`checkin.<option>`) per change, and
+    commit. Refused as a whole with `checkin_setting_invalid` (detail: the first problem)."""
+    unknown = set(changes) - set(CheckinSettings.model_fields)
+    if unknown:
+        raise DomainError("checkin_setting_invalid", detail=f"unknown option {sorted(unknown)[0]}")
+    current = checkin_settings(community)
+    try:
+        updated = CheckinSettings.model_validate(current.model_dump() | changes)
+    except ValueError as exc:
+        raise DomainError("checkin_setting_invalid", detail=str(exc).splitlines()[0]) from None
+    before, after = current.model_dump(mode="json"), updated.model_dump(mode="json")
+    diff = [key for key in changes if before[key] != after[key]]
+    if diff:
+        # JSON columns are compared by value: assign a new dict so the change is flushed.
+        community.settings = {**community.settings, "checkin": after}
+        community.updated_at = now
+        for key in diff:
+            audit.record(session, community_id=community.id, actor_id=actor_id, action=f"checkin.{key}",
+                         details={"from": before[key], "to": after[key]}, now=now)
+        await session.commit()
+    return updated
+
+
+# --- reading what a leader types into the check-in options forms --------------------------------
+
+def option_bounds(key: str) -> tuple[int, int]:
+    """The range a numeric option accepts, read from the model so the form and storage agree."""
+    low = high = None
+    for rule in CheckinSettings.model_fields[key].metadata:
+        low = getattr(rule, "ge", low)
+        high = getattr(rule, "le", high)
+    return low, high
+
+
+def parse_option_number(key: str, raw: str) -> int:
+    low, high = option_bounds(key)
+    text = raw.strip()
+    value = whole_number(text)
+    if value is None or not low <= value <= high:
+        raise DomainError("checkin_setting_number", value=text[:16], min=low, max=high)
+    return value
+
+
+def parse_time_or_off(raw: str) -> str | None:
+    """"8:30", "21:00" → "HH:MM"; "off" → None."""
+    text = raw.strip()
+    if text.lower() in OFF_WORDS:
+        return None
+    try:
+        at = time.fromisoformat(text.zfill(5)) if len(text) in (4, 5) and ":" in text else None
+    except ValueError:
+        at = None
+    if at is None:
+        raise DomainError("checkin_setting_time", value=text[:16])
+    return at.strftime("%H:%M")
+
+
+def parse_milestones(raw: str) -> dict[int, int]:
+    """"7:20, 30:100" (streak days: bonus points) → {7: 20, 30: 100}; "off" → {}. Coupon
+    milestones are set through `update_checkin_settings` with `CouponTerms`."""
+    text = raw.strip()
+    if text.lower() in OFF_WORDS:
+        return {}
+    found: dict[int, int] = {}
+    for part in text.replace("，", ",").replace("；", ",").replace(";", ",").split(","):
+        day_text, sep, points_text = part.strip().replace("：", ":").replace("=", ":").partition(":")
+        day, points_value = whole_number(day_text.strip()), whole_number(points_text.strip())
+        if not sep or day is None or points_value is None or day in found:
+            raise DomainError("checkin_milestones_format", value=part.strip()[:32])
+        found[day] = points_value
+    try:
+        return {day: reward for day, reward in CheckinSettings(milestones=found).milestones.items()
+                if isinstance(reward, int)}
+    except ValueError as exc:
+        raise DomainError("checkin_setting_invalid", detail=str(exc).splitlines()[0]) from None
