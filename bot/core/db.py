@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection, AsyncAdapt_aiosqlite_cursor
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -31,12 +33,39 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         # Rolled back on return only when a transaction is open: see _sqlite_reset.
         kwargs["pool_reset_on_return"] = None
     else:
-        kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        # Connections beyond the pool are closed when returned: in a rush each new one cost a
+        # connect and cold prepared-statement caches, so the pool holds what a worker's rush uses.
+        kwargs.update(pool_size=20, max_overflow=10)
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "reset", _sqlite_reset)
+    else:
+        event.listen(engine.sync_engine.pool, "checkin", _note_returned)
+        event.listen(engine.sync_engine.pool, "checkout", _ping_if_idle)
     return engine
+
+
+# SQLAlchemy's pool_pre_ping pings on every checkout, and a session checks out once per
+# transaction: two of the dozen round trips of a Confirm (bench/orders_race.py --e2e) were pings.
+# A connection used a moment ago is alive unless the server went away in that moment, which fails
+# one update that Telegram then delivers again; one idle for longer is pinged first.
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def _note_returned(_dbapi_connection, record) -> None:
+    record.info["returned_at"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
+    returned_at = record.info.get("returned_at")
+    if returned_at is None or time.monotonic() - returned_at < PING_AFTER_IDLE_SECONDS:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as exc:
+        # The pool throws this connection away and checks out another (or connects anew).
+        raise DisconnectionError(f"database connection lost while idle: {exc}") from exc
 
 
 class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
