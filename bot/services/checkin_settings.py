@@ -6,10 +6,13 @@ Apart from bot/services/checkins.py because both check-ins and the points ledger
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timedelta, timezone
+from types import NoneType
+from typing import get_args
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.numbers import whole_number
@@ -19,6 +22,7 @@ from bot.services.errors import DomainError
 from models import Community, CouponKind
 
 MILESTONES_MAX = 20
+MILESTONE_DAY_MIN = 2
 STREAK_MAX_DAYS = 3650
 MILESTONE_POINTS_MAX = 1_000_000
 OFF_WORDS = ("off", "no", "none", "-", "关", "关闭", "不要")
@@ -99,8 +103,8 @@ class CheckinSettings(BaseModel):
             raise ValueError(f"at most {MILESTONES_MAX} milestones")
         for day, reward in value.items():
             # Day 1 would be every first check-in again after a break: that is the base points.
-            if not 2 <= day <= STREAK_MAX_DAYS:
-                raise ValueError(f"a milestone is a streak of 2 to {STREAK_MAX_DAYS} days")
+            if not MILESTONE_DAY_MIN <= day <= STREAK_MAX_DAYS:
+                raise ValueError(f"a milestone is a streak of {MILESTONE_DAY_MIN} to {STREAK_MAX_DAYS} days")
             if isinstance(reward, int) and not 1 <= reward <= MILESTONE_POINTS_MAX:
                 raise ValueError(f"a milestone gives 1 to {MILESTONE_POINTS_MAX} points")
         return dict(sorted(value.items()))
@@ -148,7 +152,7 @@ async def update_checkin_settings(session: AsyncSession, *, community: Community
     try:
         updated = CheckinSettings.model_validate(current.model_dump() | changes)
     except ValueError as exc:
-        raise DomainError("checkin_setting_invalid", detail=str(exc).splitlines()[0]) from None
+        raise DomainError("checkin_setting_invalid", detail=_problem(exc)) from None
     before, after = current.model_dump(mode="json"), updated.model_dump(mode="json")
     diff = [key for key in changes if before[key] != after[key]]
     if diff:
@@ -160,6 +164,14 @@ async def update_checkin_settings(session: AsyncSession, *, community: Community
                          details={"from": before[key], "to": after[key]}, now=now)
         await session.commit()
     return updated
+
+
+def _problem(exc: ValueError) -> str:
+    """The first reason a value was refused, as the validator put it: the first line of a pydantic
+    error is only its headline ("1 validation error for CheckinSettings")."""
+    if isinstance(exc, ValidationError) and exc.errors():
+        return str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+    return str(exc).splitlines()[0]
 
 
 # --- reading what a leader types into the check-in options forms --------------------------------
@@ -182,11 +194,15 @@ def parse_option_number(key: str, raw: str) -> int:
     return value
 
 
-def parse_time_or_off(raw: str) -> str | None:
-    """"8:30", "21:00" → "HH:MM"; "off" → None."""
-    text = raw.strip()
-    if text.lower() in OFF_WORDS:
-        return None
+def parse_option_or_off(key: str, raw: str) -> int | None:
+    """A numeric option that can be switched off: "off" gives None where the option allows None
+    (the reminder hour), else 0 (points expiry: never); anything else as `parse_option_number`."""
+    if raw.strip().lower() in OFF_WORDS:
+        return None if NoneType in get_args(CheckinSettings.model_fields[key].annotation) else 0
+    return parse_option_number(key, raw)
+
+
+def _hhmm(text: str) -> str:
     try:
         at = time.fromisoformat(text.zfill(5)) if len(text) in (4, 5) and ":" in text else None
     except ValueError:
@@ -196,9 +212,37 @@ def parse_time_or_off(raw: str) -> str | None:
     return at.strftime("%H:%M")
 
 
+def parse_time_or_off(raw: str) -> str | None:
+    """"8:30", "21:00" → "HH:MM"; "off" → None."""
+    text = raw.strip()
+    if text.lower() in OFF_WORDS:
+        return None
+    return _hhmm(text)
+
+
+_RANGE_DASH = re.compile(r"\s*(?:-|–|—|~|～|to|至|到)\s*", re.IGNORECASE)
+
+
+def parse_quiet_hours(raw: str) -> tuple[str | None, str | None]:
+    """"22:00-08:00" (may wrap midnight) → ("22:00", "08:00"); "off" → (None, None).
+    Refusals: `checkin_quiet_hours_format` (value), `checkin_setting_time` (value), `checkin_quiet_hours_same`."""
+    text = raw.strip()
+    if text.lower() in OFF_WORDS:
+        return None, None
+    parts = _RANGE_DASH.split(text)
+    if len(parts) != 2:
+        raise DomainError("checkin_quiet_hours_format", value=text[:32])
+    start, end = _hhmm(parts[0]), _hhmm(parts[1])
+    if start == end:
+        raise DomainError("checkin_quiet_hours_same")
+    return start, end
+
+
 def parse_milestones(raw: str) -> dict[int, int]:
     """"7:20, 30:100" (streak days: bonus points) → {7: 20, 30: 100}; "off" → {}. Coupon
-    milestones are set through `update_checkin_settings` with `CouponTerms`."""
+    milestones are set through `update_checkin_settings` with `CouponTerms` (`with_coupon_milestone`).
+    Refusals: `checkin_milestones_format` (value), `checkin_milestone_day` (value, min, max),
+    `checkin_milestone_points` (value, min, max), `checkin_milestones_too_many` (max)."""
     text = raw.strip()
     if text.lower() in OFF_WORDS:
         return {}
@@ -208,9 +252,38 @@ def parse_milestones(raw: str) -> dict[int, int]:
         day, points_value = whole_number(day_text.strip()), whole_number(points_text.strip())
         if not sep or day is None or points_value is None or day in found:
             raise DomainError("checkin_milestones_format", value=part.strip()[:32])
+        if not MILESTONE_DAY_MIN <= day <= STREAK_MAX_DAYS:
+            raise DomainError("checkin_milestone_day", value=day, min=MILESTONE_DAY_MIN, max=STREAK_MAX_DAYS)
+        if not 1 <= points_value <= MILESTONE_POINTS_MAX:
+            raise DomainError("checkin_milestone_points", value=points_value, min=1, max=MILESTONE_POINTS_MAX)
         found[day] = points_value
-    try:
-        return {day: reward for day, reward in CheckinSettings(milestones=found).milestones.items()
-                if isinstance(reward, int)}
-    except ValueError as exc:
-        raise DomainError("checkin_setting_invalid", detail=str(exc).splitlines()[0]) from None
+    if len(found) > MILESTONES_MAX:
+        raise DomainError("checkin_milestones_too_many", max=MILESTONES_MAX)
+    return dict(sorted(found.items()))
+
+
+def parse_milestone_day(raw: str) -> int:
+    """The streak length a milestone is given at (`checkin_milestone_day`: value, min, max)."""
+    text = raw.strip()
+    day = whole_number(text)
+    if day is None or not MILESTONE_DAY_MIN <= day <= STREAK_MAX_DAYS:
+        raise DomainError("checkin_milestone_day", value=text[:16], min=MILESTONE_DAY_MIN, max=STREAK_MAX_DAYS)
+    return day
+
+
+def _at_most_max(milestones: dict[int, int | CouponTerms]) -> dict[int, int | CouponTerms]:
+    if len(milestones) > MILESTONES_MAX:
+        raise DomainError("checkin_milestones_too_many", max=MILESTONES_MAX)
+    return dict(sorted(milestones.items()))
+
+
+def with_point_milestones(current: CheckinSettings, found: dict[int, int]) -> dict[int, int | CouponTerms]:
+    """The milestones after a leader typed the point milestones (`parse_milestones`): they replace
+    the point milestones; coupon milestones stay unless a typed day takes their place."""
+    coupons = {day: reward for day, reward in current.milestones.items() if not isinstance(reward, int)}
+    return _at_most_max({day: reward for day, reward in coupons.items() if day not in found} | found)
+
+
+def with_coupon_milestone(current: CheckinSettings, day: int, terms: CouponTerms) -> dict[int, int | CouponTerms]:
+    """The milestones with a coupon at streak `day` (replacing what that day gave before)."""
+    return _at_most_max({**current.milestones, day: terms})

@@ -25,6 +25,7 @@ from sqlalchemy import bindparam, case, exists, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.core.numbers import whole_number
 from bot.services import audit, coupons
 from bot.services.checkin_settings import CouponTerms, checkin_settings, local_day
 from bot.services.communities import ID_MAX
@@ -209,6 +210,36 @@ class Adjusted:
     balance: int
 
 
+def check_delta(delta: int) -> int:
+    """A manual change of points as `adjust` accepts it: `points_adjust_zero`, `points_adjust_too_large` (max)."""
+    if delta == 0:
+        raise DomainError("points_adjust_zero")
+    if abs(delta) > ADJUST_MAX:
+        raise DomainError("points_adjust_too_large", max=ADJUST_MAX)
+    return delta
+
+
+def parse_delta(raw: str) -> int:
+    """What a leader types for an adjustment: "+50", "-20" or "50" (adds); refused as `check_delta`
+    refuses it, or `points_adjust_format` (value) when it is not a whole number with one sign."""
+    text = raw.strip().replace("＋", "+").replace("－", "-").replace("−", "-")
+    sign = -1 if text.startswith("-") else 1
+    number = whole_number(text[1:].strip() if text[:1] in "+-" and text else text)
+    if number is None:
+        raise DomainError("points_adjust_format", value=raw.strip()[:16])
+    return check_delta(sign * number)
+
+
+def check_note(note: str) -> str:
+    """An adjustment's reason, whitespace tidied: `points_note_required`, `points_note_too_long` (max)."""
+    text = " ".join(note.split())
+    if not text:
+        raise DomainError("points_note_required")
+    if len(text) > NOTE_MAX:
+        raise DomainError("points_note_too_long", max=NOTE_MAX)
+    return text
+
+
 async def adjust(session: AsyncSession, *, community_id: int, user_id: int, delta: int, note: str, actor_id: int,
                  now: datetime, key: str | None = None) -> Adjusted:
     """A leader adds (delta > 0) or takes (delta < 0) points by hand, with a reason, and commits.
@@ -218,15 +249,8 @@ async def adjust(session: AsyncSession, *, community_id: int, user_id: int, delt
     `points_note_too_long` (max), `points_member_unknown`, `points_adjust_below_zero` (balance):
     the balance never goes below zero.
     """
-    text = " ".join(note.split())
-    if delta == 0:
-        raise DomainError("points_adjust_zero")
-    if abs(delta) > ADJUST_MAX:
-        raise DomainError("points_adjust_too_large", max=ADJUST_MAX)
-    if not text:
-        raise DomainError("points_note_required")
-    if len(text) > NOTE_MAX:
-        raise DomainError("points_note_too_long", max=NOTE_MAX)
+    check_delta(delta)
+    text = check_note(note)
     known = await session.execute(select(Member.id).where(Member.community_id == community_id,
                                                           Member.user_id == user_id))
     if known.first() is None:
