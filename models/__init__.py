@@ -2,6 +2,7 @@
 
 from models.audit import AuditLog
 from models.checkin import CheckIn, CheckInKind
+from models.checkin_card import CheckinCard, CheckinChat, CheckinNotice
 from models.community import REQUIRED_RIGHTS, Community, PickupPoint
 from models.groupbuy import GroupBuy, GroupBuyKind, GroupBuyStatus, GroupBuyTeam, TeamStatus
 from models.job_mark import JobMark
@@ -29,4 +30,5 @@ __all__ = [
     "REQUIRED_RIGHTS", "TeamStatus", "User",
     "CheckIn", "CheckInKind", "PointsAccount", "PointsEntry", "PointsReason", "PointsReward",
     "OutboxMessage",
+    "CheckinCard", "CheckinChat", "CheckinNotice",
 ]
