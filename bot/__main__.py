@@ -118,7 +118,7 @@ async def _run_job(settings: Settings, name: str, at: datetime) -> str:
 
     app = await App.connect(settings)
     try:
-        await app.start(scheduler=False, publish_commands=False)
+        await app.start(scheduler=False, publish_commands=False, recover=False)
         return await app.run_job(name, at)
     finally:
         await app.stop()

@@ -23,9 +23,10 @@ from bot.services.activity import ActivityFlusher, ActivityTracker
 from bot.telegram import commands, metrics
 from bot.telegram.context import BotContext
 from bot.telegram.dedup import MemoryLedger, RedisLedger
-from bot.telegram.presence import Presence
 from bot.telegram.flood import SpendGroupBudget
 from bot.telegram.fsm_storage import CompactMemoryStorage, SharedRedisStorage
+from bot.telegram.outbox import Journal, Recovery, worker_name
+from bot.telegram.presence import Presence
 from bot.telegram.send_budget import create_budget
 from bot.telegram.sender import Sender
 from bot.telegram.update_types import ALLOWED_UPDATES
@@ -47,7 +48,8 @@ async def connect_redis(url: str, *, connections: int) -> Redis:
 
 
 class App:
-    """Owns the engine, Redis, the Bot, the Dispatcher, the sender, the activity flusher, the scheduler."""
+    """Owns the engine, Redis, the Bot, the Dispatcher, the sender and its outbox, the activity flusher,
+    the scheduler."""
 
     # Known once start() has asked Telegram who the bot is.
     context: BotContext
@@ -59,7 +61,10 @@ class App:
         self.flusher = ActivityFlusher(self.tracker, self.sessions, settings.ACTIVITY_FLUSH_SECONDS)
         self.presence = Presence(redis, bot_id=bot.id) if redis is not None else None
         self.sender_bot = create_bot(settings, bot.token, wait_out_flood=False)
-        self.sender = Sender(self.sender_bot, self.sessions, create_budget(redis))
+        self.journal = Journal(engine, self.presence.name if self.presence is not None else worker_name())
+        self.sender = Sender(self.sender_bot, self.sessions, create_budget(redis), journal=self.journal)
+        self.recovery = Recovery(self.journal, self.sender.adopt, redis=redis,
+                                 alive_prefix=self.presence.key_prefix if self.presence is not None else "")
         # What handlers still send into groups themselves draws from the sender's budget too.
         bot.session.middleware(SpendGroupBudget(self.sender))
         self.dp: Dispatcher = create_dispatcher(
@@ -91,8 +96,12 @@ class App:
             if settings.REDIS_URL else None
         return cls(settings, engine=engine, redis=redis, bot=bot or create_bot(settings, token))
 
-    async def start(self, *, scheduler: bool = True, publish_commands: bool = True) -> None:
-        """1. who we are  2. commands  3. sender  4. activity flusher  5. scheduler."""
+    async def start(self, *, scheduler: bool = True, publish_commands: bool = True, recover: bool = True) -> None:
+        """1. who we are  2. commands  3. sender, and what dead workers left in the outbox  4. activity
+        flusher  5. scheduler.
+
+        `recover=False` for a process that only runs a job beside a serving bot: without Redis it
+        could not tell the bot's rows in the outbox from a dead one's."""
         try:
             me = await self.bot.get_me()
         except TelegramUnauthorizedError:
@@ -110,6 +119,10 @@ class App:
             await commands.publish(self.bot)
         self.sender.start()
         self._started.append("sender")
+        if recover:
+            await self.recovery.sweep()
+            self.recovery.start()
+            self._started.append("recovery")
         self.flusher.start()
         self._started.append("flusher")
         if scheduler:
@@ -165,6 +178,8 @@ class App:
             await self.scheduler.stop()
         if "flusher" in self._started:
             await self.flusher.stop()
+        if "recovery" in self._started:
+            await self.recovery.stop()
         if "sender" in self._started:
             await self.sender.stop(drain=True)
         if "presence" in self._started:

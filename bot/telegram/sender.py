@@ -13,6 +13,9 @@ a `Sender`, so that Telegram's limits, its errors and its 403s are handled in on
   with exponential back-off and jitter up to `max_attempts`; a group upgraded to a supergroup is
   followed once; 403 marks the user unreachable or the group inactive; other 4xx fail at once.
   Every outcome resolves the caller's `Delivery` and is counted in `Sender.stats`; nothing raises.
+- A durable message (`submit(..., durable=True)`) is also written to the outbox table (its
+  `Journal`, bot/telegram/outbox.py) and deleted when it finished for good, so that a message
+  queued by an update already acknowledged is sent even if this process dies first.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from aiogram.types import BufferedInputFile, InputFile, LinkPreviewOptions, Mess
 
 from bot.core.db import SessionFactory
 from bot.services import communities, users
+from bot.telegram.outbox import Entry, Journal, Orphan, serialize
 from bot.telegram.send_budget import SendBudget
 from models.types import utcnow
 
@@ -84,6 +88,7 @@ class SenderStats:
 class _Job:
     method: TelegramMethod[Any]
     future: asyncio.Future[Delivery]
+    entry: Entry | None = None  # its outbox row, for a durable message
     attempts: int = 0  # failed attempts, counted against max_attempts
     flood_waits: int = 0
     migrated: bool = False
@@ -98,7 +103,8 @@ class Sender:
 
     `clock` gives the time recorded with database changes (a user who blocked the bot, a group
     that removed it). Call `start()` before sending and `stop()` before closing the database;
-    `stats` holds the counters; `budget` is the shared budget every attempt asks first.
+    `stats` holds the counters; `budget` is the shared budget every attempt asks first. Without a
+    `journal` durable messages are checked but kept in memory only (tests, benchmarks).
     """
 
     def __init__(
@@ -111,8 +117,10 @@ class Sender:
         base_backoff: float = 0.5,
         workers: int = 8,
         clock: Callable[[], datetime] = utcnow,
+        journal: Journal | None = None,
     ) -> None:
         self.stats = SenderStats()
+        self.journal = journal
         self._bot = bot
         self._sessions = sessions
         self.budget = budget
@@ -162,11 +170,25 @@ class Sender:
         leftover = [job for lane in self._lanes.values() for job in lane]
         self._lanes.clear()
         for job in leftover:
+            job.entry = None  # a durable message keeps its row: the next start sends it
             self._resolve(job, Delivery(ok=False, error="gave_up", description="sender stopped before delivery"))
+        if self.journal is not None:
+            await self.journal.close()
 
     @property
     def pending(self) -> int:
         return self._pending
+
+    @property
+    def persisting(self) -> bool:
+        """Durable messages are being written to the outbox: `persisted()` would wait."""
+        return self.journal is not None and self.journal.writing
+
+    async def persisted(self) -> None:
+        """Until every durable message submitted so far is in the outbox (JournalError if it could
+        not be written). An update's handling ends here before the update is recorded as handled."""
+        if self.journal is not None:
+            await self.journal.persisted()
 
     async def wait_idle(self) -> None:
         """Until nothing is queued or in flight (tests and the demo wait for the bot to settle)."""
@@ -191,14 +213,29 @@ class Sender:
     # Each call queues at once and returns a future: `await` it for the Delivery, or drop it to
     # fire and forget. Messages into one chat go out in the order of the calls.
 
-    def submit(self, method: TelegramMethod[Any]) -> asyncio.Future[Delivery]:
+    def submit(self, method: TelegramMethod[Any], *, durable: bool = False) -> asyncio.Future[Delivery]:
         """Queue any chat-addressed Bot API call; the future resolves when it finished for good.
 
-        Cancelling the future withdraws the message if it has not been sent yet.
+        `durable`: for a message nobody awaits, queued while handling an update; it is written to
+        the outbox and survives a crash (ValueError for a method that uploads a file). Cancelling
+        the future withdraws the message if it has not been sent yet.
         """
         if self._stopped:
             raise RuntimeError("sender is stopped")
-        job = _Job(method, asyncio.get_running_loop().create_future())
+        entry = None
+        if durable:
+            payload = serialize(method)  # also without a journal: a call site that cannot be durable fails in tests
+            if self.journal is not None:
+                entry = self.journal.record(int(method.chat_id), method, payload)
+        return self._queue(method, entry)
+
+    def adopt(self, orphans: list[Orphan]) -> None:
+        """Queue messages taken over from the outbox (their rows are written already), in order."""
+        for orphan in orphans:
+            self._queue(orphan.method, orphan.entry)
+
+    def _queue(self, method: TelegramMethod[Any], entry: Entry | None) -> asyncio.Future[Delivery]:
+        job = _Job(method, asyncio.get_running_loop().create_future(), entry)
         lane = self._lanes.setdefault(job.chat_id, deque())
         lane.append(job)
         self._pending += 1
@@ -215,6 +252,7 @@ class Sender:
         reply_markup: Any = None,
         parse_mode: str | None = "HTML",
         disable_web_page_preview: bool = True,
+        durable: bool = False,
     ) -> asyncio.Future[Delivery]:
         return self.submit(
             SendMessage(
@@ -223,7 +261,8 @@ class Sender:
                 reply_markup=reply_markup,
                 parse_mode=parse_mode,
                 link_preview_options=_link_preview(disable_web_page_preview),
-            )
+            ),
+            durable=durable,
         )
 
     def send_photo(
@@ -406,6 +445,7 @@ class Sender:
         if delivery is not None:
             self._resolve(job, delivery)
         else:
+            self._forget(job)
             self._done()
         if lane:
             self._ready.put_nowait(lane_id)  # to the back: chats take turns
@@ -413,6 +453,7 @@ class Sender:
             del self._lanes[lane_id]
 
     def _resolve(self, job: _Job, delivery: Delivery) -> None:
+        self._forget(job)
         if delivery.ok:
             self.stats.sent += 1
         else:
@@ -422,6 +463,10 @@ class Sender:
         if not job.future.done():
             job.future.set_result(delivery)
         self._done()
+
+    def _forget(self, job: _Job) -> None:
+        if job.entry is not None:
+            self.journal.finished(job.entry)
 
     def _done(self) -> None:
         self._pending -= 1

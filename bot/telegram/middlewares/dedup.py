@@ -1,5 +1,6 @@
 """Drops an update whose id was already handled (webhook retries, restarts, double delivery), and
-records an update as handled only once its handler has finished."""
+records an update as handled only once its handler has finished and the messages it queued for
+later are in the outbox (bot/telegram/outbox.py)."""
 
 from __future__ import annotations
 
@@ -38,9 +39,15 @@ class DedupMiddleware(BaseMiddleware):
             return BUSY if claim is Claim.BUSY else None
         try:
             result = await handler(event, data)
+            sender = data.get("sender")
+            if sender is not None and sender.persisting:
+                # What the handler (or the errors middleware's apology) queued and nobody awaits
+                # must be in the outbox before the update counts as handled and is acknowledged.
+                await sender.persisted()
         except BaseException:
-            # Nothing below handled it (the errors middleware answers what handlers raise): a
-            # redelivery must find it unhandled. Cancelled at shutdown counts too.
+            # Nothing below handled it (the errors middleware answers what handlers raise), or
+            # its messages could not be made durable: a redelivery must find it unhandled.
+            # Cancelled at shutdown counts too.
             await self.ledger.release(event.update_id)
             raise
         await self.ledger.complete(event.update_id)
