@@ -4,8 +4,10 @@ Telegram takes at most 20 bot messages a minute into one group and refuses the r
 `retry_after` of up to a minute. A handler that replied in a group itself spent that budget
 unseen by the sender and, in a rush, lost the reply. A group reply therefore goes to the sender:
 it leaves as soon as the group's share of the shared budget allows (late rather than never, in
-the order the commands came) and the handler returns at once. A private reply goes straight
-out: one person's chat is never that busy, and the handler may want to know it arrived.
+the order the commands came) and the handler returns at once. Its update is acknowledged before
+the reply leaves, so the reply is durable: written to the outbox first, and sent by the next
+worker if this one dies meanwhile. A private reply goes straight out: one person's chat is never
+that busy, and the handler may want to know it arrived.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def reply_in_group(sender: Sender, message: Message, text: str,
         # A late reply must still go out if the command was deleted meanwhile.
         reply_parameters=ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True),
         link_preview_options=LinkPreviewOptions(is_disabled=True),
-    ))
+    ), durable=True)
 
 
 async def answer(message: Message, sender: Sender, text: str, markup: InlineKeyboardMarkup | None = None) -> None:

@@ -31,6 +31,8 @@ async def edit_card(ctx: BotContext, *, chat_id: int, message_id: int, text: str
     drawn = fingerprint(text, markup)
     if drawn == shown:
         return "unchanged"
+    # Not durable (bot/telegram/outbox.py): the edit is awaited to record what the card shows, which
+    # a replay from the outbox could not do; a card left unrecorded stays stale and the job edits it again.
     if caption:
         delivery = await ctx.sender.submit(EditMessageCaption(chat_id=chat_id, message_id=message_id, caption=text,
                                                               reply_markup=markup, parse_mode="HTML"))

@@ -5,7 +5,8 @@ A close (bot/services/groupbuy_close.py) flags its announcements in the closing 
 function here first claims that flag (`claim_team` / `claim_campaign`), so whoever gets there
 first — the checkout that took a team's last seat, the deadline job, a second worker, the job
 catching up after a restart — is the only one who announces. The claim is committed before
-anything is sent: a crash right after it loses the messages rather than repeating them.
+anything is sent, and the messages are durable (bot/telegram/outbox.py): a crash after the claim
+sends them from the outbox, except in the few milliseconds before their rows are written.
 
 Call from a handler, right after the service that closed something committed:
 
@@ -105,7 +106,7 @@ async def _settle_and_tell(ctx: BotContext, session: AsyncSession, closed: Settl
             markup = InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(
                 text=_("👥 Open a new team"), url=deeplinks.build(ctx.bot_username, OPEN_TEAM_LINK, closed.campaign.id))]]
             ) if reopen else None
-        ctx.sender.send_message(user.id, text, reply_markup=markup)
+        ctx.sender.send_message(user.id, text, reply_markup=markup, durable=True)
 
 
 def may_open_new_team(closed: Settled, now: datetime) -> bool:
@@ -190,7 +191,7 @@ async def _tell_leaders(ctx: BotContext, session, campaign: GroupBuy) -> None:
         locale = resolve_locale(leader, community, community.default_locale)
         with get_i18n().use_locale(locale):
             text = summary_text(campaign, product.number, product.title, community.currency, figures, locale)
-        ctx.sender.send_message(leader.id, text)
+        ctx.sender.send_message(leader.id, text, durable=True)
 
 
 def summary_text(campaign: GroupBuy, number: int, title: str, currency: str, f: Summary, locale: str) -> str:

@@ -125,7 +125,9 @@ async def notify_member(sender: Sender, session: AsyncSession, order: Order) -> 
     """Tell the buyer, in their language, the state their order is in now.
 
     Only when the bot may write to them (they started it and did not block it); the sender
-    queues the message and records a 403 if that changed meanwhile.
+    queues the message and records a 403 if that changed meanwhile. Durable: nothing tells the
+    buyer again once the change is committed (the handler's update is acknowledged, the job's
+    order no longer due).
     """
     user = await session.get(User, order.user_id)
     if user is None or not user.can_dm or user.erased:
@@ -136,4 +138,4 @@ async def notify_member(sender: Sender, session: AsyncSession, order: Order) -> 
     locale = resolve_locale(user, community, community.default_locale if community else "en")
     with get_i18n().use_locale(locale):
         text = order_message(order, product, pickup, locale)
-    sender.send_message(user.id, text)
+    sender.send_message(user.id, text, durable=True)

@@ -42,6 +42,9 @@ async def publish(ctx: BotContext, claim: posts.Claim, *, now: datetime) -> Outc
                else "inactive" if not community.active else None)
     if refusal is None:
         text, markup, with_photo = render_card(product, community, community.default_locale, ctx.bot_username)
+        # Not durable (bot/telegram/outbox.py): the card's message id must be recorded from this
+        # Delivery, which a replay from the outbox could not do (a card nobody keeps current); a post
+        # cut off mid-send is found stuck by the job and never sent twice.
         if with_photo:
             delivery = await ctx.sender.send_photo(community.chat_id, product.photo_file_id, caption=text, reply_markup=markup)
         else:
