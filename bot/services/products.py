@@ -152,6 +152,13 @@ async def get(session: AsyncSession, *, community_id: int, product_id: int) -> P
     return product
 
 
+async def with_community(session: AsyncSession, *, product_id: int, community_id: int) -> tuple[Product, Community] | None:
+    """A product and its community in one round trip (an open checkout reads both on every step)."""
+    row = (await session.exec(select(Product, Community).join(Community, Community.id == Product.community_id)
+                              .where(Product.id == product_id, Product.community_id == community_id))).first()
+    return (row[0], row[1]) if row is not None else None
+
+
 async def get_editable(session: AsyncSession, *, community_id: int, product_id: int) -> Product:
     """`get`, refused with `product_archived` for an archived product: it can no longer change."""
     product = await get(session, community_id=community_id, product_id=product_id)

@@ -38,7 +38,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.config import Settings
 from bot.core.localtime import local_time
-from bot.services import coupons, groupbuy_board, groupbuy_join, orders
+from bot.services import coupons, groupbuy_board, groupbuy_join, orders, products
 from bot.services.errors import DomainError
 from bot.services.groupbuy_join import JoinMode, JoinRef
 from bot.services.money import format_money
@@ -152,12 +152,11 @@ async def load_cart(state: FSMContext, session: AsyncSession, settings: Settings
     data = await state.get_data()
     if "key" not in data or (tag is not None and data["key"][:8] != tag):
         return None
-    product = await session.get(Product, data["pid"])
-    community = await session.get(Community, data["cid"])
-    if product is None or community is None:
+    found = await products.with_community(session, product_id=data["pid"], community_id=data["cid"])
+    if found is None:
         await state.clear()
         return None
-    return Cart(state, session, settings, user_id, data, product, community, step)
+    return Cart(state, session, settings, user_id, data, *found, step)
 
 
 # ----- starting ---------------------------------------------------------------------------------
