@@ -12,6 +12,9 @@ from aiogram import Router
 
 def routers() -> list[Router]:
     from handlers import fallback
+    from handlers.admin import checkin as admin_checkin
+    from handlers.admin import checkin_adjust as admin_checkin_adjust
+    from handlers.admin import checkin_rewards as admin_checkin_rewards
     from handlers.admin import coupons as admin_coupons
     from handlers.admin import groupbuy_setup, menu, products, settings, shop_settings
     from handlers.admin import groupbuys as admin_groupbuys
@@ -39,6 +42,9 @@ def routers() -> list[Router]:
         admin_coupons.router,
         member_coupons.router,
         shop_settings.router,
+        admin_checkin.router,
+        admin_checkin_rewards.router,
+        admin_checkin_adjust.router,
         admin_groupbuys.router,
         groupbuy_setup.router,
         group_groupbuys.router,

@@ -79,3 +79,39 @@ class GroupBuyForm(StatesGroup):
 
 class GroupBuyEditForm(StatesGroup):
     value = State()
+
+
+class CheckinSettingsForm(StatesGroup):
+    """One step per check-in option, named after the option it sets (quiet_hours sets both ends)."""
+
+    card_time = State()
+    base_points = State()
+    daily_increment = State()
+    increment_cap_days = State()
+    milestones = State()
+    milestone_day = State()  # the streak day a coupon milestone is given at
+    makeup_days = State()
+    makeup_cost = State()
+    makeups_per_month = State()
+    purchase_points_per_unit = State()
+    reminder_hour = State()
+    points_expiry_months = State()
+    quiet_hours = State()
+
+
+class RewardForm(StatesGroup):
+    title = State()
+    cost = State()
+    kind = State()
+    value = State()
+    cap = State()
+    min_spend = State()
+    valid_days = State()
+    preview = State()
+
+
+class PointsAdjustForm(StatesGroup):
+    member = State()
+    delta = State()
+    note = State()
+    confirm = State()

@@ -215,5 +215,51 @@ def error_text(err: DomainError, *, currency: str | None = None) -> str:
             return _("You can join at most {limit} team(s) opened by others in this group-buy.").format(limit=p.get("limit"))
         case "groupbuy_member_limit":
             return _("Each member may join with at most {limit} units; you can still add {left}.").format(limit=p.get("limit"), left=p.get("left"))
+        case "checkin_setting_invalid":
+            return _("That setting is not allowed: {detail}.").format(detail=escape(str(p.get("detail", ""))))
+        case "checkin_setting_number":
+            return _("“{value}” is not allowed. Send a whole number from {min} to {max}.").format(value=escape(str(p.get("value", ""))), min=p.get("min"), max=p.get("max"))
+        case "checkin_setting_time":
+            return _("“{value}” is not a time. Send HH:MM (for example 08:00), or off.").format(value=escape(str(p.get("value", ""))))
+        case "checkin_milestones_format":
+            return _("“{value}” is not a milestone. Send streak days and bonus points, for example 7:20, 30:100.").format(value=escape(str(p.get("value", ""))))
+        case "checkin_milestone_day":
+            return _("“{value}” is not a milestone day. A milestone is a streak of {min} to {max} days.").format(value=escape(str(p.get("value", ""))), min=p.get("min"), max=p.get("max"))
+        case "checkin_milestone_points":
+            return _("A milestone gives {min} to {max} bonus points, not {value}.").format(value=escape(str(p.get("value", ""))), min=p.get("min"), max=p.get("max"))
+        case "checkin_milestones_too_many":
+            return _("At most {max} milestones in all, coupon milestones included.").format(max=p.get("max"))
+        case "checkin_quiet_hours_format":
+            return _("“{value}” is not a range of hours. Send the start and the end, for example 22:00-08:00, or off.").format(value=escape(str(p.get("value", ""))))
+        case "checkin_quiet_hours_same":
+            return _("Quiet hours must start and end at different times.")
+        case "points_adjust_format":
+            return _("“{value}” is not a number of points. Send a whole number with + or -, for example +50 or -20.").format(value=escape(str(p.get("value", ""))))
+        case "points_adjust_zero":
+            return _("The change cannot be zero. Send for example +50 or -20.")
+        case "points_adjust_too_large":
+            return _("At most {max} points in one adjustment.").format(max=p.get("max"))
+        case "points_adjust_below_zero":
+            return _("That would take the balance below zero: the member has {balance} points.").format(balance=p.get("balance"))
+        case "points_note_required":
+            return _("A reason is required. Send a few words saying why.")
+        case "points_note_too_long":
+            return _("The reason is too long (at most {max} characters).").format(max=p.get("max"))
+        case "points_member_unknown":
+            if "value" not in p:
+                return _("That person is not a member of this community.")
+            return _("“{value}” is not a member of this community. Send their @username or numeric Telegram id, or forward a message they wrote.").format(value=escape(str(p.get("value", ""))))
+        case "points_reward_title_empty":
+            return _("The title is empty. Send the reward's name as text.")
+        case "points_reward_title_too_long":
+            return _("The title is too long (at most {max} characters).").format(max=p.get("max"))
+        case "points_reward_cost_range":
+            return _("The cost is a whole number of points from {min} to {max}.").format(min=p.get("min"), max=p.get("max"))
+        case "points_reward_min_spend":
+            return _("The minimum spend cannot be negative.")
+        case "points_reward_valid_days":
+            return _("Send the number of days as a whole number from {min} to {max}.").format(min=p.get("min"), max=p.get("max"))
+        case "points_reward_too_many":
+            return _("A community can offer at most {max} rewards. Delete one first.").format(max=p.get("max"))
         case _:
             return _("That did not work ({code}).").format(code=err.code)

@@ -23,6 +23,7 @@ class Section(StrEnum):
     COUPONS = "coup"
     SHOP = "shop"
     GROUPBUYS = "gb"
+    CHECKIN = "ci"
 
 
 class AdminPick(CallbackData, prefix="ap"):
@@ -325,3 +326,74 @@ class GroupBuyFormNav(CallbackData, prefix="gaf"):
     op: GroupBuyFormOp
     step: str
     value: int = 0
+
+
+class CheckinOption(StrEnum):
+    """A check-in setting a leader changes: a toggle or the start of its one-step form."""
+
+    ENABLED = "on"
+    CARD_TIME = "ct"
+    PIN_CARD = "pin"
+    BASE_POINTS = "bp"
+    DAILY_INCREMENT = "di"
+    INCREMENT_CAP = "cap"
+    MAKEUP_DAYS = "md"
+    MAKEUP_COST = "mc"
+    MAKEUPS_PER_MONTH = "mm"
+    FREEZE = "fz"
+    PURCHASE_POINTS = "pu"
+    REMINDER_HOUR = "rh"
+    EXPIRY_MONTHS = "ex"
+    QUIET_HOURS = "qh"
+
+
+class CheckinSet(CallbackData, prefix="cks"):
+    """/admin → Check-in & points: change one setting."""
+
+    option: CheckinOption
+    community_id: int
+
+
+class CheckinOp(StrEnum):
+    MILESTONES = "ms"
+    MILESTONE_POINTS = "mp"
+    MILESTONE_COUPON = "mc"  # choose the reward whose coupon terms the milestone gives
+    MILESTONE_COUPON_PICK = "mk"  # `item`: the reward
+    MILESTONE_REMOVE = "mr"  # `item`: the streak day
+    TODAY = "t"
+    REWARDS = "r"
+    REWARD_OPEN = "ro"  # `item`: the reward, here and below
+    REWARD_NEW = "rn"
+    REWARD_EDIT = "re"
+    REWARD_DELETE = "rd"
+    REWARD_DELETE_CONFIRM = "ry"
+    ADJUST = "a"
+
+
+class CheckinAdmin(CallbackData, prefix="cka"):
+    """/admin → Check-in & points: its screens and actions on milestones and rewards."""
+
+    op: CheckinOp
+    community_id: int
+    item: int = 0
+
+
+class CheckinFormOp(StrEnum):
+    OFF = "off"  # the step's "off": no card, no reminder, no quiet hours, no milestones
+    KEEP = "k"  # editing a reward: keep this step's current value
+    SKIP = "s"  # no cap, no minimum spend, never expires
+    FIXED = "kf"
+    PERCENT = "kp"
+    SAVE = "v"
+    CONFIRM = "y"
+    BACK = "b"
+    CANCEL = "c"
+
+
+class CheckinFormNav(CallbackData, prefix="ckf"):
+    """Buttons of the check-in settings, reward and adjustment forms (the form's community is in
+    its FSM data; `step` names the step a button was shown for, so a stale button cannot act on a
+    later step)."""
+
+    op: CheckinFormOp
+    step: str

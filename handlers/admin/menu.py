@@ -40,6 +40,7 @@ MENU: list[MenuEntry] = [
     MenuEntry(Section.GROUPBUYS, lambda: _("🤝 Group-buys")),
     MenuEntry(Section.ORDERS, lambda: _("🧾 Orders")),
     MenuEntry(Section.COUPONS, lambda: _("🎟 Coupons")),
+    MenuEntry(Section.CHECKIN, lambda: _("✅ Check-in & points")),
     MenuEntry(Section.SETTINGS, lambda: _("⚙️ Settings")),
     MenuEntry(Section.AUDIT, lambda: _("📜 Recent changes")),
 ]
