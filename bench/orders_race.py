@@ -396,7 +396,7 @@ async def e2e_round(url: str, *, buyers: int, units: int, label: str) -> bool:
             walk.append(f"{name} {time.perf_counter() - started:.1f}s")
 
         pressed: dict[int, tuple[str, float]] = {}
-        cpu_before = process_cpu(bot.pid)
+        cpu_before, emulator_cpu = process_cpu(bot.pid), time.process_time()
         released = time.perf_counter()
         for person in people:  # every Confirm is queued before the bot's next getUpdates returns
             summary = emu.last_bot_message(person)
@@ -405,6 +405,7 @@ async def e2e_round(url: str, *, buyers: int, units: int, label: str) -> bool:
                                           for uid, (cid, at) in pressed.items()), what="every Confirm answered")
         wall = time.perf_counter() - released
         bot_cpu_ms = (process_cpu(bot.pid) - cpu_before) * 1000 / buyers
+        emulator_cpu_ms = (time.process_time() - emulator_cpu) * 1000 / buyers
         answer_latency = [emu.answered_at[cid] - at for cid, at in pressed.values()]
         reply_latency = [emu.reply_after(uid, at) - at for uid, (_, at) in pressed.items()]
 
@@ -424,6 +425,7 @@ async def e2e_round(url: str, *, buyers: int, units: int, label: str) -> bool:
             f"{'wall time':<24} {wall * 1000:.1f} ms (all {buyers} Confirms answered)",
             f"{'bot CPU per Confirm':<24} {bot_cpu_ms:.1f} ms (the bot process, all its threads: the queue every press "
             f"waits in, and a figure that load elsewhere on the machine barely moves)",
+            f"{'emulator CPU per Confirm':<24} {emulator_cpu_ms:.1f} ms (this process: Telegram's side of the same work)",
             f"{'walk to the summary':<24} {', '.join(walk)}",
         ])
         if replies["other"]:
