@@ -5,7 +5,7 @@
 The real bot (this file run with --bot: the App polling as `python -m bot run` does, with a counter of
 its database statements) polls the sandbox Telegram emulator (in this process) with Telegram's
 limits on, on PostgreSQL and Redis. A leader's group holds `--members` members from before the bot
-came; check-in is turned on and the daily card posted (`jobs run post_checkin_cards`, a process of
+came, each of whom has written there before (the bot knows them); check-in is turned on and the daily card posted (`jobs run post_checkin_cards`, a process of
 its own, as an operator would). Then every member presses the card's button once, at a random moment
 of `--seconds` (uniform: about 83 presses a second for 5,000 in 60 s).
 
@@ -46,7 +46,7 @@ from sqlmodel import select  # noqa: E402
 
 from bot.core.db import create_engine, session_factory  # noqa: E402
 from bot.services import checkin_settings  # noqa: E402
-from models import Community  # noqa: E402
+from models import Community, Member  # noqa: E402
 from models.checkin import CheckIn  # noqa: E402
 from models.points import PointsEntry  # noqa: E402
 
@@ -198,6 +198,11 @@ async def rush(args: argparse.Namespace) -> bool:
             group.members[person.id] = ChatMemberState("member")
         emu.add_bot_to_group(group, by=leader, admin=True, rights=RIGHTS)
 
+        async def member_rows(community_id: int) -> int:
+            async with sessions() as s:
+                return (await s.exec(select(func.count()).select_from(Member)
+                                     .where(Member.community_id == community_id, Member.user_id != leader.id))).one()
+
         async def community_row():
             async with sessions() as s:
                 return (await s.exec(select(Community).where(Community.chat_id == group.id))).first()
@@ -207,6 +212,14 @@ async def rush(args: argparse.Namespace) -> bool:
             if time.perf_counter() - started > 30:
                 raise SystemExit("the bot never registered the group")
             await asyncio.sleep(0.1)
+        # Regulars: each has written in the group before (the bot knows them as members), as the
+        # members of a community with a daily check-in habit have.
+        emu.send_many((person, group, "good morning") for person in people)
+        started = time.perf_counter()
+        while await member_rows(community.id) < len(people):
+            if time.perf_counter() - started > 60:
+                raise SystemExit("the members' messages were not recorded within 60 s")
+            await asyncio.sleep(0.5)
         now = datetime.now(timezone.utc)
         card_time = (now - timedelta(minutes=1)).strftime("%H:%M")  # the community's timezone is UTC
         async with sessions() as s:
