@@ -535,7 +535,7 @@ def _take_stmt():
 
 
 async def redeem(session: AsyncSession, *, community: Community, user_id: int, reward_id: int, now: datetime,
-                 cost_seen: int | None = None) -> Redeemed:
+                 cost_seen: int | None = None, key: str | None = None) -> Redeemed:
     """Spend points on a reward: take its cost and issue an owner-bound coupon (source "points")
     with its terms, all or nothing, and commit.
 
@@ -544,9 +544,17 @@ async def redeem(session: AsyncSession, *, community: Community, user_id: int, r
     the balance covers once, one gets the coupon and the other `points_insufficient`.
     `cost_seen` is the cost the member was shown; when the leader changed it since, the redeem is
     refused with `points_reward_changed` (cost) so the member confirms the new one.
+    `key` names the member's confirmation (its message, say): a balance that covers two coupons
+    would otherwise give two to a double tap. The entry's reference is then the key, and a second
+    redeem with it, concurrent or later, writes nothing and is refused with `points_redeem_repeated`.
     Refusals: `points_reward_unknown`, `points_reward_deleted` (title), `points_reward_changed`
-    (cost), `points_insufficient` (balance, needed); and the coupon service's own.
+    (cost), `points_insufficient` (balance, needed), `points_redeem_repeated`; and the coupon
+    service's own.
     """
+    reference = f"redeem:{key}" if key is not None else None
+    if reference is not None and await _has_entry(session, community.id, user_id, PointsReason.REDEEM, reference):
+        await session.commit()
+        raise DomainError("points_redeem_repeated")
     reward = await get_reward(session, community_id=community.id, reward_id=reward_id)
     if cost_seen is not None and cost_seen != reward.cost:
         raise DomainError("points_reward_changed", cost=reward.cost)
@@ -573,8 +581,11 @@ async def redeem(session: AsyncSession, *, community: Community, user_id: int, r
                               .values(balance=_accounts.c.balance + reward.cost))
         await session.commit()
         raise
-    await write_entry(session, community_id=community.id, user_id=user_id, delta=-reward.cost,
-                      reason=PointsReason.REDEEM, reference=f"coupon:{coupon.id}", now=now, coupon_id=coupon.id,
-                      note=reward.title)
+    written = await write_entry(session, community_id=community.id, user_id=user_id, delta=-reward.cost,
+                                reason=PointsReason.REDEEM, reference=reference or f"coupon:{coupon.id}", now=now,
+                                coupon_id=coupon.id, note=reward.title)
+    if written is None:  # the same key's redeem committed meanwhile: undo this one's take and coupon
+        await session.rollback()
+        raise DomainError("points_redeem_repeated")
     await session.commit()
     return Redeemed(coupon, reward, reward.cost, left)
