@@ -20,10 +20,13 @@ def routers() -> list[Router]:
     from handlers.admin import groupbuys as admin_groupbuys
     from handlers.admin import orders as admin_orders
     from handlers.group import chat_senders, onboarding, shop
+    from handlers.group import checkin as group_checkin
     from handlers.group import groupbuys as group_groupbuys
+    from handlers.member import checkin as member_checkin
     from handlers.member import checkout, help, language, payments, privacy, start
     from handlers.member import coupons as member_coupons
     from handlers.member import orders as member_orders
+    from handlers.member import points as member_points
 
     return [
         onboarding.router,
@@ -48,6 +51,9 @@ def routers() -> list[Router]:
         admin_groupbuys.router,
         groupbuy_setup.router,
         group_groupbuys.router,
+        group_checkin.router,
+        member_checkin.router,
+        member_points.router,
         help.router,
         fallback.router,
     ]

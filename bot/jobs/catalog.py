@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.jobs import groupbuy_cards, groupbuys, leaders, orders, posts, summary
+from bot.jobs import checkins, groupbuy_cards, groupbuys, leaders, orders, posts, summary
 from bot.jobs.registry import Job
 from bot.telegram.context import BotContext
 
@@ -21,6 +21,11 @@ JOBS: dict[str, Job] = {job.name: job for job in (
     groupbuys.groupbuy_refunds,
     groupbuy_cards.refresh_groupbuy_cards,
     groupbuy_cards.tick_groupbuy_cards,
+    checkins.post_checkin_cards,
+    checkins.refresh_checkin_cards,
+    checkins.checkin_digest,
+    checkins.checkin_reminders,
+    checkins.expire_points,
 )}
 
 

@@ -54,6 +54,9 @@ COMMANDS: list[Command] = [
     _cmd("orders", N_("Your orders"), {MEMBER}, {PRIVATE}),
     _cmd("coupons", N_("Your coupons and what they take off"), {MEMBER}, {PRIVATE}),
     _cmd("groupbuy", N_("Group-buys open now: join a team or a community order"), {MEMBER}, {PRIVATE, GROUP}),
+    _cmd("checkin", N_("Check in for today: points and your streak"), {MEMBER}, {PRIVATE, GROUP}),
+    _cmd("points", N_("Your points, rewards to redeem, make-up days"), {MEMBER}, {PRIVATE}),
+    _cmd("top", N_("Leaderboard: streaks and points this month"), {MEMBER}, {PRIVATE, GROUP}),
 ]
 
 

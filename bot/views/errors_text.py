@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import date
 from html import escape
 
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
+from babel.dates import format_skeleton
 
 from bot.services.errors import DomainError
 from bot.services.money import format_money
+
+
+def _iso_day(value: object) -> str:
+    """A day a service names as YYYY-MM-DD, in the reader's words ("Tue, Nov 3")."""
+    try:
+        return format_skeleton("MMMEd", date.fromisoformat(str(value)), locale=I18n.get_current().current_locale)
+    except ValueError:
+        return escape(str(value))
 
 
 def error_text(err: DomainError, *, currency: str | None = None) -> str:
@@ -261,5 +271,31 @@ def error_text(err: DomainError, *, currency: str | None = None) -> str:
             return _("Send the number of days as a whole number from {min} to {max}.").format(min=p.get("min"), max=p.get("max"))
         case "points_reward_too_many":
             return _("A community can offer at most {max} rewards. Delete one first.").format(max=p.get("max"))
+        case "checkin_disabled":
+            return _("Check-ins are off in this group.")
+        case "checkin_not_member":
+            return _("Only members of the group can check in or make up days there.")
+        case "checkin_makeup_off":
+            return _("Make-ups are off in this group.")
+        case "checkin_makeup_today":
+            return _("Today is not missed yet: check in with /checkin.")
+        case "checkin_makeup_future":
+            return _("That day has not come yet.")
+        case "checkin_makeup_too_old":
+            return _("Only days up to {days} day(s) back can be made up.").format(days=p.get("days"))
+        case "checkin_makeup_already":
+            return _("{day} already counts for your streak: nothing to make up.").format(day=_iso_day(p.get("day")))
+        case "checkin_makeup_limit":
+            return _("You have used all {limit} make-ups of this month.").format(limit=p.get("limit"))
+        case "points_insufficient":
+            return _("Not enough points: you have {balance}, this needs {needed}.").format(balance=p.get("balance"), needed=p.get("needed"))
+        case "points_reward_unknown":
+            return _("That reward does not exist.")
+        case "points_reward_deleted":
+            return _("“{title}” is no longer offered: the leader removed it.").format(title=escape(str(p.get("title", ""))))
+        case "points_reward_changed":
+            return _("The cost changed to {cost} points. Check it and confirm again.").format(cost=p.get("cost"))
+        case "points_redeem_repeated":
+            return _("This was already redeemed: your coupon is in /coupons.")
         case _:
             return _("That did not work ({code}).").format(code=err.code)
