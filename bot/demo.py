@@ -306,6 +306,87 @@ async def groupbuys(cast: Cast) -> None:
     await jobs_as_of(utcnow() + timedelta(days=1, minutes=1))
 
 
+async def checkins(cast: Cast) -> None:
+    """Four days of check-ins in the leader's timezone: the card posted and pinned at 08:00, members
+    pressing it (toasts), /checkin in private and in the group, a missed day made up for points
+    (which reaches the 3-day bonus), a redeem, the leaderboard. The days are moved, not waited:
+    messages carry the emulator's date, presses the bot's `clock`, jobs run "as of" a moment."""
+    from datetime import datetime, time, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    from bot.core.i18n import translate
+    from bot.services import checkin_settings, communities, points
+    from bot.services.points import RewardDraft
+    from models import CouponKind
+    from models.types import utcnow
+
+    emu, app, alice, (bob, chen), group = cast.emu, cast.app, cast.leader, cast.members, cast.group
+    zh, zone = "zh_Hans", ZoneInfo("Asia/Shanghai")
+    first = utcnow().astimezone(zone).date()
+    moment: dict[str, datetime] = {}
+
+    def at(day: int, hour: int, minute: int = 0) -> datetime:
+        local = datetime.combine(first + timedelta(days=day), time(hour, minute), zone)
+        moment["now"] = local.astimezone(timezone.utc)
+        return moment["now"]
+
+    # The leader's options (the /admin → Check-in & points menu sets the same) and one reward.
+    async with app.sessions() as session:
+        community = await communities.get_by_chat(session, group.id)
+        await checkin_settings.update_checkin_settings(
+            session, community=community, actor_id=alice.id, now=utcnow(), card_time="08:00", pin_card=True,
+            milestones={3: 30, 7: 100}, makeup_days=3, makeup_cost=10, makeups_per_month=2, reminder_hour=None)
+        await points.add_reward(session, community_id=community.id, actor_id=alice.id, now=utcnow(),
+                                draft=RewardDraft("¥5 off", 30, CouponKind.FIXED, 500, None, 2000, 30))
+    wall_clock = emu.clock
+    at(0, 8)
+    # The jobs run as of the chapter's days, not on the scheduler's wall-clock ticks.
+    app.scheduler._aps.pause()
+    emu.clock = lambda: moment["now"].timestamp()
+    app.dp["clock"] = lambda: moment["now"]
+    check_in = translate("✅ Check in", zh)
+
+    async def card_day(day: int) -> None:
+        await app.run_job("post_checkin_cards", at(day, 8))
+        await cast.settle()
+
+    async def press_card(who: SimUser, day: int, hour: int) -> None:
+        at(day, hour)
+        card = next(m for m in reversed(emu.bot_messages(group)) if any(check_in in row for row in m.buttons))
+        cast.clock.advance()
+        emu.press(who, card, check_in)
+        await cast.settle()
+
+    try:
+        # Day 1: the card goes up; two members press it; the card is redrawn once for both.
+        await card_day(0)
+        await press_card(bob, 0, 9)
+        await press_card(chen, 0, 9)
+        await app.run_job("refresh_checkin_cards", at(0, 9, 1))
+        await cast.settle()
+        # Day 2: Bob checks in from his private chat, Chen types /checkin in the group.
+        await card_day(1)
+        at(1, 9)
+        await cast.say(bob, "/checkin")
+        await cast.say(chen, "/checkin", group)
+        # Day 3 Bob forgets; on day 4 he checks in and makes day 3 up for 10 points.
+        await card_day(3)
+        at(3, 10)
+        await cast.say(bob, "/checkin")
+        await cast.press(bob, "🗓 Make up a missed day")
+        await cast.press(bob, emu.last_bot_message(emu.chat_for(bob)).buttons[0][0])
+        await cast.press(bob, "✅ Make up for 10 points")
+        # His points buy a coupon; then the leaderboard in the group.
+        await cast.say(bob, "/points")
+        await cast.press(bob, "🎁 Redeem: ¥5 off (30)")
+        await cast.press(bob, "✅ Redeem for 30 points")
+        await cast.say(chen, "/top", group)
+    finally:
+        emu.clock = wall_clock
+        del app.dp["clock"]
+        app.scheduler._aps.resume()
+
+
 def _has_link(message, label: str) -> bool:
     return any(b.get("text") == label and "url" in b for row in (message.reply_markup or {}).get("inline_keyboard", [])
                for b in row)
@@ -317,6 +398,7 @@ CHAPTERS: list[tuple[str, Chapter]] = [
     ("Members: roles, language, privacy", member_privacy),
     ("Selling in the group: a product, two buyers, a coupon, the pick list", shop),
     ("Group-buys: a team fills, a team expires and is refunded, a threshold reaches its second tier", groupbuys),
+    ("Check-ins: the daily card, a streak over four days, a make-up, a redeem, the leaderboard", checkins),
 ]
 
 
