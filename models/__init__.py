@@ -5,6 +5,7 @@ from models.checkin import CheckIn, CheckInKind
 from models.checkin_card import CheckinCard, CheckinChat, CheckinNotice
 from models.community import REQUIRED_RIGHTS, Community, PickupPoint
 from models.groupbuy import GroupBuy, GroupBuyKind, GroupBuyStatus, GroupBuyTeam, TeamStatus
+from models.invite import InviteCode, InviteIntent, InviteLink, Referral, ReferralFlag, ReferralState, Via
 from models.job_mark import JobMark
 from models.member import Member, MemberStatus
 from models.outbox import OutboxMessage
@@ -31,4 +32,5 @@ __all__ = [
     "CheckIn", "CheckInKind", "PointsAccount", "PointsEntry", "PointsReason", "PointsReward",
     "OutboxMessage",
     "CheckinCard", "CheckinChat", "CheckinNotice",
+    "InviteCode", "InviteIntent", "InviteLink", "Referral", "ReferralFlag", "ReferralState", "Via",
 ]
