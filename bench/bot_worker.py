@@ -98,14 +98,14 @@ async def run_app(args: argparse.Namespace) -> dict[str, Any]:
     writes = WriteCounter(app.engine)
     # How many group messages reached the tracker: the end of the burst for the group scenario.
     recorded = 0
-    record = app.tracker.record
+    record_many = app.tracker.record_many
 
-    def counting_record(**kwargs: Any) -> None:
+    def counting_record_many(sightings: Any) -> None:
         nonlocal recorded
-        recorded += 1
-        record(**kwargs)
+        recorded += len(sightings)
+        record_many(sightings)
 
-    app.tracker.record = counting_record  # type: ignore[method-assign]
+    app.tracker.record_many = counting_record_many  # type: ignore[method-assign]
     await app.start()
     polling = asyncio.create_task(app.feed_polling(handle_signals=False))
     result: dict[str, Any] = {"backend": app.engine.url.get_backend_name(), "redis": bool(app.redis),

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     LOG_LEVEL: str = "INFO"
     # /metrics and /healthz on this port when polling (the webhook server serves them on PORT).
     METRICS_PORT: int | None = Field(default=None, ge=1, le=65535)
+    # The activity journal's directory (bot/services/activity_journal.py); unset: one per database.
+    JOURNAL_DIR: Path | None = None
 
     @field_validator("OWNER_IDS", mode="before")
     @classmethod
@@ -118,6 +120,22 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.DATABASE_URL.startswith("sqlite")
+
+    def journal_dir(self) -> Path | None:
+        """Where the activity journal lives: `JOURNAL_DIR`, else one directory per database, so that
+        bots (tests, benchmarks) on different databases never count each other's. None for an
+        in-memory SQLite database, whose activity dies with the process anyway."""
+        if self.JOURNAL_DIR is not None:
+            return self.JOURNAL_DIR
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.DATABASE_URL)
+        if url.get_backend_name() == "sqlite":
+            database = url.database or ""
+            if database in ("", ":memory:") or url.query.get("mode") == "memory":
+                return None
+            return Path(f"{database}.journal")
+        return ROOT / "data" / "journal" / f"{url.host or 'localhost'}-{url.port or 5432}-{url.database}"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -2,7 +2,9 @@
 
 A busy group sends thousands of messages a minute; writing a row per message would make the
 database the bottleneck. The tracker keeps the latest sighting per (chat, user) and flushes all of
-them every few seconds (and at shutdown) with a handful of multi-row upserts.
+them every few seconds (and at shutdown) with a handful of multi-row upserts. Until a flush has
+committed them, sightings are also in a journal on local disk (bot/services/activity_journal.py),
+which the next start, or a peer on the same host, counts when the process was killed.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
+from typing import NamedTuple
 
 from sqlalchemy import case, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.services.activity_journal import ActivityJournal
 from bot.services.upsert import insert_for
 from bot.services.users import Profile
 from models import Community, Member, User
@@ -24,6 +29,34 @@ from models.community import BOT_STATUS_UNKNOWN
 log = logging.getLogger(__name__)
 
 PROFILE_CACHE_SIZE = 200_000
+# How often a running bot looks for the journal of a process on this host that died (a peer worker).
+SWEEP_SECONDS = 5.0
+
+
+class Sighting(NamedTuple):
+    """A member seen in a group: a message they wrote, or (`messages=0`) a button they pressed."""
+
+    chat_id: int
+    chat_title: str
+    profile: Profile
+    at: datetime
+    messages: int = 1
+
+
+def _row(s: Sighting) -> list:
+    # The journal's line format (the user's id third: bot/services/activity_journal.py USER_ID).
+    p = s.profile
+    return [s.chat_id, s.chat_title, p.id, p.first_name, p.last_name, p.username, p.language_code,
+            s.at.timestamp(), s.messages]
+
+
+def _from_row(row: list) -> Sighting:
+    chat_id, title, uid, first_name, last_name, username, language_code, at, messages = row
+    if not (type(chat_id) is int and type(uid) is int and type(messages) is int and isinstance(title, str)
+            and isinstance(first_name, str)):
+        raise ValueError(f"not a sighting: {row!r}")
+    return Sighting(chat_id, title, Profile(uid, first_name, last_name, username, language_code),
+                    datetime.fromtimestamp(at, timezone.utc), messages)
 
 
 @dataclass(slots=True)
@@ -38,7 +71,8 @@ class _Sighting:
 class ActivityTracker:
     """Collects sightings from any number of handlers; `flush` writes them in one transaction."""
 
-    def __init__(self, *, default_locale: str, default_timezone: str) -> None:
+    def __init__(self, *, default_locale: str, default_timezone: str, journal: ActivityJournal | None = None) -> None:
+        self._journal = journal
         self._buffer: dict[tuple[int, int], _Sighting] = {}
         self._community_ids: dict[int, int] = {}
         # Profiles already written unchanged: skipping them keeps steady chatter at zero user writes.
@@ -48,6 +82,19 @@ class ActivityTracker:
 
     def record(self, *, chat_id: int, chat_title: str, profile: Profile, at: datetime, messages: int = 1) -> None:
         """A sighting of a member in a group: a message they wrote, or (`messages=0`) a button they pressed."""
+        self.record_many((Sighting(chat_id, chat_title, profile, at, messages),))
+
+    def record_many(self, sightings: Sequence[Sighting]) -> None:
+        """Sightings journaled in one write, then buffered: once this returns, their updates may be
+        acknowledged."""
+        if not sightings:
+            return
+        if self._journal is not None:
+            self._journal.write([_row(s) for s in sightings])
+        for s in sightings:
+            self._add(*s)
+
+    def _add(self, chat_id: int, chat_title: str, profile: Profile, at: datetime, messages: int) -> None:
         key = (chat_id, profile.id)
         seen = self._buffer.get(key)
         if seen is None:
@@ -61,13 +108,16 @@ class ActivityTracker:
                 seen.first_at = at
 
     async def forget_user(self, user_id: int) -> None:
-        """Drop anything buffered for a user who is being erased.
+        """Drop anything buffered for a user who is being erased, and journal that their earlier
+        sightings are void (a replay after a crash skips them).
 
         Waits for a flush in progress, so that it cannot write their membership back after the
         erasure that follows this call.
         """
         async with self._lock:
             self._forget_buffered(user_id)
+            if self._journal is not None:
+                self._journal.write_erasure(user_id)
 
     def _forget_buffered(self, user_id: int) -> None:
         for key in [k for k in self._buffer if k[1] == user_id]:
@@ -82,7 +132,10 @@ class ActivityTracker:
         """Write everything buffered; returns the number of member rows touched."""
         async with self._lock:
             batch, self._buffer = self._buffer, {}
+            journaled = self._journal.seal() if self._journal is not None else ()
             if not batch:
+                if journaled:
+                    self._journal.remove(journaled)  # erasures, and sightings they voided: nothing to write
                 return 0
             try:
                 written = await self._write(session, batch)
@@ -100,7 +153,10 @@ class ActivityTracker:
                         newer.count += seen.count
                         newer.first_at = min(newer.first_at, seen.first_at)
                         newer.last_at = max(newer.last_at, seen.last_at)
+                # The journal keeps what was sealed: the next flush holds it again and removes it.
                 raise
+            if journaled:
+                self._journal.remove(journaled)
             # Only once committed do these profiles count as written (else the retry would skip them).
             for uid, written_profile in written.items():
                 self._written[uid] = written_profile
@@ -108,6 +164,24 @@ class ActivityTracker:
             while len(self._written) > PROFILE_CACHE_SIZE:
                 self._written.popitem(last=False)
             return len(batch)
+
+    async def adopt_dead(self) -> int:
+        """Count what processes on this host journaled and never flushed before they died (at start,
+        and every few seconds for a peer); how many sightings. They go into the buffer, and out of
+        the journal with the next flush that commits."""
+        if self._journal is None:
+            return 0
+        async with self._lock:
+            adopted = 0
+            for row in self._journal.adopt_dead():
+                try:
+                    sighting = _from_row(row)
+                except (TypeError, ValueError, OverflowError, OSError) as exc:
+                    log.warning("skipping a sighting in the activity journal that cannot be read: %s", exc)
+                    continue
+                self._add(*sighting)
+                adopted += 1
+            return adopted
 
     async def _write(self, session: AsyncSession, batch: dict[tuple[int, int], _Sighting]) -> dict[int, Profile]:
         """Execute the upserts (no commit); returns the profiles written, for the cache once committed."""
@@ -192,15 +266,40 @@ class ActivityTracker:
 
 
 class ActivityFlusher:
-    """Runs `tracker.flush` every `interval` seconds until stopped, and once more at stop."""
+    """Runs `tracker.flush` every `interval` seconds until stopped, and once more at stop; with
+    `recover`, also counts what dead processes left in the journal, every `sweep_every` seconds."""
 
-    def __init__(self, tracker: ActivityTracker, session_factory, interval: float) -> None:
+    def __init__(self, tracker: ActivityTracker, session_factory, interval: float, *,
+                 sweep_every: float = SWEEP_SECONDS) -> None:
         self._tracker, self._sessions, self._interval = tracker, session_factory, interval
+        self._sweep_every = sweep_every
         self._task: asyncio.Task | None = None
+        self._sweeper: asyncio.Task | None = None
         self._stopping = asyncio.Event()
 
-    def start(self) -> None:
+    async def recover(self) -> int:
+        """Count the sightings dead processes journaled and did not flush, and flush them now."""
+        adopted = await self._tracker.adopt_dead()
+        if adopted:
+            log.warning("counting %d sighting(s) that a stopped process journaled and did not write", adopted)
+            await self.flush_now()
+        return adopted
+
+    def start(self, *, recover: bool = False) -> None:
         self._task = asyncio.create_task(self._loop(), name="activity-flusher")
+        if recover:
+            self._sweeper = asyncio.create_task(self._sweep(), name="activity-journal-sweep")
+
+    async def _sweep(self) -> None:
+        # Never cancelled: a flush cut off mid-way would lose its batch.
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=self._sweep_every)
+            except TimeoutError:
+                try:
+                    await self.recover()
+                except Exception:  # noqa: BLE001 - looked at again next time
+                    log.warning("could not look for activity journals left by stopped processes", exc_info=True)
 
     async def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -220,5 +319,8 @@ class ActivityFlusher:
 
     async def stop(self) -> None:
         self._stopping.set()
+        if self._sweeper is not None:
+            await self._sweeper
+            self._sweeper = None
         if self._task is not None:
             await self._task

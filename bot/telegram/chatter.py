@@ -41,6 +41,7 @@ from aiogram.types import Message, TelegramObject, Update
 from aiogram.utils.backoff import Backoff, BackoffConfig
 from pydantic import ValidationError
 
+from bot.services.activity import Sighting
 from bot.services.users import Profile
 from bot.telegram.metrics import UPDATE_ERRORS, UPDATES, UpdateMetrics
 from bot.telegram.middlewares.activity import GROUP_TYPES, ActivityMiddleware
@@ -130,15 +131,15 @@ class RawChatter:
         """For a lane turned off while polling (tests do): the update as aiogram would have it."""
         return Update.model_validate({"update_id": self.update_id, "message": self._message}, context={"bot": bot})
 
-    def record(self, activity: ActivityMiddleware) -> None:
-        """What `ActivityMiddleware.record` does for the same message once parsed."""
+    def sighting(self) -> Sighting:
+        """What `ActivityMiddleware.sighting` gives for the same message once parsed."""
         chat, user = self._message["chat"], self._message["from"]
-        activity.tracker.record(
-            chat_id=chat["id"],
-            chat_title=chat.get("title") or "",
-            profile=Profile(id=user["id"], first_name=user["first_name"], last_name=user.get("last_name"),
-                            username=user.get("username"), language_code=user.get("language_code")),
-            at=datetime.fromtimestamp(self._message["date"], timezone.utc),
+        return Sighting(
+            chat["id"],
+            chat.get("title") or "",
+            Profile(id=user["id"], first_name=user["first_name"], last_name=user.get("last_name"),
+                    username=user.get("username"), language_code=user.get("language_code")),
+            datetime.fromtimestamp(self._message["date"], timezone.utc),
         )
 
 
@@ -238,14 +239,22 @@ class ChatterLane:
             return
         # UpdateMetrics does not see the lane: the batch is counted here, at once.
         UPDATES.labels("message").inc(len(fresh))
+        sightings: list[Sighting] = []
         for update in fresh:
             try:
-                if isinstance(update, RawChatter):
-                    update.record(self.activity)
-                else:
-                    self.activity.record(update.message)
+                sighting = update.sighting() if isinstance(update, RawChatter) else self.activity.sighting(update.message)
             except Exception:
                 UPDATE_ERRORS.labels("message").inc()
+                self.errors.log_failure(update.update_id)
+                continue
+            if sighting is not None:
+                sightings.append(sighting)
+        # One journal write for the batch, before the caller lets its updates be acknowledged.
+        try:
+            self.activity.tracker.record_many(sightings)
+        except Exception:
+            UPDATE_ERRORS.labels("message").inc(len(fresh))
+            for update in fresh:
                 self.errors.log_failure(update.update_id)
 
 

@@ -1,5 +1,5 @@
-"""Feeds every group message and every press of a button in a group to the activity tracker: memory
-only, the tracker writes in batches."""
+"""Feeds every group message and every press of a button in a group to the activity tracker: a line
+in its journal and memory, the tracker writes to the database in batches."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import CallbackQuery, Message
 
-from bot.services.activity import ActivityTracker
+from bot.services.activity import ActivityTracker, Sighting
 from bot.services.users import Profile
 
 GROUP_TYPES = ("group", "supergroup")
@@ -36,18 +36,21 @@ class ActivityMiddleware(BaseMiddleware):
                             at=datetime.now(timezone.utc), messages=0)
 
     def record(self, event: Message) -> None:
+        sighting = self.sighting(event)
+        if sighting is not None:
+            self.tracker.record_many((sighting,))
+
+    @staticmethod
+    def sighting(event: Message) -> Sighting | None:
+        """What a message tells the tracker, if anything (the chatter lane records many at once)."""
         user = event.from_user
         # Join and leave notices carry the joiner (or whoever added the bot) as sender; they are
         # not something the member wrote, and the onboarding handlers record them as membership.
         membership_notice = bool(event.new_chat_members) or event.left_chat_member is not None
         if (event.chat.type in GROUP_TYPES and user is not None and not user.is_bot and event.sender_chat is None
                 and not membership_notice):
-            self.tracker.record(
-                chat_id=event.chat.id,
-                chat_title=event.chat.title or "",
-                profile=profile_of(user),
-                at=event.date,
-            )
+            return Sighting(event.chat.id, event.chat.title or "", profile_of(user), event.date)
+        return None
 
 
 def profile_of(user) -> Profile:
