@@ -20,6 +20,7 @@ from bot.factory import create_bot, create_dispatcher
 from bot.jobs import catalog
 from bot.jobs.scheduler import Scheduler
 from bot.services.activity import ActivityFlusher, ActivityTracker
+from bot.services.activity_journal import ActivityJournal
 from bot.telegram import commands, metrics
 from bot.telegram.context import BotContext
 from bot.telegram.dedup import MemoryLedger, RedisLedger
@@ -57,11 +58,15 @@ class App:
     def __init__(self, settings: Settings, *, engine: AsyncEngine, redis: Redis | None, bot: Bot) -> None:
         self.settings, self.engine, self.redis, self.bot = settings, engine, redis, bot
         self.sessions: SessionFactory = session_factory(engine)
-        self.tracker = ActivityTracker(default_locale=settings.DEFAULT_LOCALE, default_timezone=settings.DEFAULT_TIMEZONE)
-        self.flusher = ActivityFlusher(self.tracker, self.sessions, settings.ACTIVITY_FLUSH_SECONDS)
         self.presence = Presence(redis, bot_id=bot.id) if redis is not None else None
+        owner = self.presence.name if self.presence is not None else worker_name()
+        journal_dir = settings.journal_dir()
+        self.activity_journal = ActivityJournal(journal_dir, owner) if journal_dir is not None else None
+        self.tracker = ActivityTracker(default_locale=settings.DEFAULT_LOCALE, default_timezone=settings.DEFAULT_TIMEZONE,
+                                       journal=self.activity_journal)
+        self.flusher = ActivityFlusher(self.tracker, self.sessions, settings.ACTIVITY_FLUSH_SECONDS)
         self.sender_bot = create_bot(settings, bot.token, wait_out_flood=False)
-        self.journal = Journal(engine, self.presence.name if self.presence is not None else worker_name())
+        self.journal = Journal(engine, owner)
         self.sender = Sender(self.sender_bot, self.sessions, create_budget(redis), journal=self.journal)
         self.recovery = Recovery(self.journal, self.sender.adopt, redis=redis,
                                  alive_prefix=self.presence.key_prefix if self.presence is not None else "")
@@ -98,7 +103,7 @@ class App:
 
     async def start(self, *, scheduler: bool = True, publish_commands: bool = True, recover: bool = True) -> None:
         """1. who we are  2. commands  3. sender, and what dead workers left in the outbox  4. activity
-        flusher  5. scheduler.
+        flusher, after counting what dead processes left in the activity journal  5. scheduler.
 
         `recover=False` for a process that only runs a job beside a serving bot: without Redis it
         could not tell the bot's rows in the outbox from a dead one's."""
@@ -123,7 +128,12 @@ class App:
             await self.recovery.sweep()
             self.recovery.start()
             self._started.append("recovery")
-        self.flusher.start()
+            try:
+                await self.flusher.recover()
+            except OSError as exc:
+                raise StartupError(f"the activity journal in {self.activity_journal.root} cannot be used: {exc} "
+                                   f"(set JOURNAL_DIR to a writable directory)") from None
+        self.flusher.start(recover=recover)
         self._started.append("flusher")
         if scheduler:
             self.scheduler.start(self.context)
@@ -178,6 +188,9 @@ class App:
             await self.scheduler.stop()
         if "flusher" in self._started:
             await self.flusher.stop()
+        if self.activity_journal is not None:
+            # Removed when the last flush wrote everything; else kept for the next start.
+            self.activity_journal.close()
         if "recovery" in self._started:
             await self.recovery.stop()
         if "sender" in self._started:
