@@ -15,13 +15,14 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cache
 from typing import NamedTuple
 
 from sqlalchemy import case, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services.activity_journal import ActivityJournal
-from bot.services.upsert import insert_for
+from bot.services.upsert import insert_for, insert_rows, rows_params
 from bot.services.users import Profile
 from models import Community, Member, User
 from models.community import BOT_STATUS_UNKNOWN
@@ -66,6 +67,42 @@ class _Sighting:
     first_at: datetime
     last_at: datetime
     count: int
+
+
+_USER_COLUMNS = ("id", "first_name", "last_name", "username", "language_code", "created_at", "updated_at")
+_MEMBER_COLUMNS = ("community_id", "user_id", "status", "is_leader", "joined_at", "last_active_at", "message_count",
+                   "invite_depth")
+
+
+@cache
+def _users_upsert(dialect: str):
+    stmt = insert_rows(dialect, User.__table__, _USER_COLUMNS)
+    return stmt.on_conflict_do_update(
+        index_elements=["id"],
+        set_={c: stmt.excluded[c] for c in ("first_name", "last_name", "username", "language_code", "updated_at")}
+        | {"erased": False},
+    )
+
+
+@cache
+def _members_upsert(dialect: str):
+    mt = Member.__table__
+    stmt = insert_rows(dialect, mt, _MEMBER_COLUMNS)
+    ex = stmt.excluded
+    came_back = (mt.c.left_at.is_(None)) | (ex.last_active_at > mt.c.left_at)
+    return stmt.on_conflict_do_update(
+        index_elements=["community_id", "user_id"],
+        set_={
+            "last_active_at": case((mt.c.last_active_at.is_(None), ex.last_active_at),
+                                   (ex.last_active_at > mt.c.last_active_at, ex.last_active_at),
+                                   else_=mt.c.last_active_at),
+            "message_count": mt.c.message_count + ex.message_count,
+            "status": case((came_back, "member"), else_=mt.c.status),
+            "left_at": case((came_back, None), else_=mt.c.left_at),
+            "joined_at": case((mt.c.left_at.is_not(None) & (ex.last_active_at > mt.c.left_at), ex.joined_at),
+                              else_=mt.c.joined_at),
+        },
+    )
 
 
 class ActivityTracker:
@@ -198,43 +235,20 @@ class ActivityTracker:
         ]
         # Rows in key order, as every batch writer of users orders them (bot/services/seen_users.py):
         # two batches never lock the same rows in opposite orders, which deadlocks on PostgreSQL.
-        # One parameterised statement executed for many rows (executemany): compiled once and cached.
-        # A multi-row VALUES literal would be compiled afresh on every flush, which took most of
-        # a flush's CPU (about 1 s for 5,000 members) while the event loop waits.
+        # One statement built once per dialect for all the rows (bot/services/upsert.py): a
+        # multi-row VALUES literal would be compiled afresh on every flush, which took most of a
+        # flush's CPU (about 1 s for 5,000 members) while the event loop waits.
+        dialect = session.get_bind().dialect.name
         if user_rows:
-            table = User.__table__
-            stmt = insert_for(session, table)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["id"],
-                set_={c: stmt.excluded[c] for c in ("first_name", "last_name", "username", "language_code", "updated_at")}
-                | {"erased": False},
-            )
-            await session.execute(stmt, user_rows)
+            await session.execute(_users_upsert(dialect), rows_params(dialect, _USER_COLUMNS, user_rows))
 
         member_rows = [
             {"community_id": communities[chat_id], "user_id": user_id, "status": "member", "is_leader": False,
              "joined_at": s.first_at, "last_active_at": s.last_at, "message_count": s.count, "invite_depth": 0}
             for (chat_id, user_id), s in sorted(batch.items()) if chat_id in communities
         ]
-        mt = Member.__table__
         if member_rows:
-            stmt = insert_for(session, mt)
-            ex = stmt.excluded
-            came_back = (mt.c.left_at.is_(None)) | (ex.last_active_at > mt.c.left_at)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["community_id", "user_id"],
-                set_={
-                    "last_active_at": case((mt.c.last_active_at.is_(None), ex.last_active_at),
-                                           (ex.last_active_at > mt.c.last_active_at, ex.last_active_at),
-                                           else_=mt.c.last_active_at),
-                    "message_count": mt.c.message_count + ex.message_count,
-                    "status": case((came_back, "member"), else_=mt.c.status),
-                    "left_at": case((came_back, None), else_=mt.c.left_at),
-                    "joined_at": case((mt.c.left_at.is_not(None) & (ex.last_active_at > mt.c.left_at), ex.joined_at),
-                                      else_=mt.c.joined_at),
-                },
-            )
-            await session.execute(stmt, member_rows)
+            await session.execute(_members_upsert(dialect), rows_params(dialect, _MEMBER_COLUMNS, member_rows))
         return {uid: seen.profile for uid, seen in users.items()}
 
     async def _resolve_communities(self, session: AsyncSession, batch: dict[tuple[int, int], _Sighting]) -> dict[int, int]:
