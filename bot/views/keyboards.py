@@ -348,10 +348,12 @@ class CheckinOption(StrEnum):
 
 
 class CheckinSet(CallbackData, prefix="cks"):
-    """/admin → Check-in & points: change one setting."""
+    """/admin → Check-in & points: change one setting. A switch carries the state it turns to
+    (`turn_on`), so a press replayed or tapped twice sets the same state again instead of flipping back."""
 
     option: CheckinOption
     community_id: int
+    turn_on: bool | None = None
 
 
 class CheckinOp(StrEnum):

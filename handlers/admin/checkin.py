@@ -162,7 +162,9 @@ def checkin_view(community: Community, reward_count: int) -> tuple[str, InlineKe
     opts, cid = checkin_settings(community), community.id
 
     def option(text: str, which: CheckinOption) -> InlineKeyboardButton:
-        return InlineKeyboardButton(text=text, callback_data=CheckinSet(option=which, community_id=cid).pack())
+        turn_on = not getattr(opts, TOGGLES[which]) if which in TOGGLES else None
+        return InlineKeyboardButton(text=text, callback_data=CheckinSet(option=which, community_id=cid,
+                                                                        turn_on=turn_on).pack())
 
     def action(text: str, op: CheckinOp) -> InlineKeyboardButton:
         return InlineKeyboardButton(text=text, callback_data=CheckinAdmin(op=op, community_id=cid).pack())
@@ -383,7 +385,10 @@ async def on_option(query: CallbackQuery, callback_data: CheckinSet, session: As
     option = callback_data.option
     if option in TOGGLES:
         key = TOGGLES[option]
-        await _save(session, community, actor, {key: not getattr(checkin_settings(community), key)})
+        now_on = getattr(checkin_settings(community), key)
+        turn_on = not now_on if callback_data.turn_on is None else callback_data.turn_on
+        if turn_on != now_on:
+            await _save(session, community, actor, {key: turn_on})
         await query.answer(_("Saved."))
         await edit_or_send(query.message, *await main_view(session, community))
         return

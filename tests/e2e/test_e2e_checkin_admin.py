@@ -567,7 +567,7 @@ async def test_forged_presses_by_a_member_or_a_stranger_change_nothing(e2e: E2E,
         await points.adjust(s, community_id=cid, user_id=bob.id, delta=40, note="seed", actor_id=alice.id, now=now())
     settings_before = (await stored(e2e, cid)).model_dump()
     audit_before = [a.id for a in await e2e.audit(cid)]
-    forged = [f"an:{cid}:ci", f"cks:on:{cid}", f"cks:bp:{cid}", f"cks:qh:{cid}", f"cka:t:{cid}:0", f"cka:ms:{cid}:0",
+    forged = [f"an:{cid}:ci", f"cks:on:{cid}:1", f"cks:bp:{cid}:", f"cks:qh:{cid}:", f"cka:t:{cid}:0", f"cka:ms:{cid}:0",
               f"cka:mr:{cid}:7", f"cka:mk:{cid}:{reward.id}", f"cka:r:{cid}:0", f"cka:rn:{cid}:0",
               f"cka:re:{cid}:{reward.id}", f"cka:ry:{cid}:{reward.id}", f"cka:a:{cid}:0"]
     for person in (bob, zoe):
