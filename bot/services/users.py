@@ -9,6 +9,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.services import invite_privacy
 from bot.services.errors import DomainError
 from bot.services.upsert import insert_for
 from models import AuditLog, Community, Member, User
@@ -132,6 +133,7 @@ async def export_data(session: AsyncSession, *, user_id: int) -> dict:
             "earlier_profile_erased_at": _iso(user.erased_at),
         },
         "memberships": memberships,
+        "invites": await invite_privacy.data_of(session, user_id=user_id),
     }
 
 
@@ -140,9 +142,10 @@ async def forget(session: AsyncSession, *, user_id: int, now: datetime) -> None:
 
     The user row stays as an anonymous key so that orders remain in the leader's books; names,
     username, language, activity and when they first came go. Memberships are removed; others'
-    `invited_by` links to this user are cleared. The audit log records that an erasure happened,
-    not who it was. `erased_at` outlives their return (`User.hidden_at`): a user who writes again
-    is stored again, but what was recorded until now stays without a name.
+    `invited_by` links to this user are cleared, and so is the invitation side (`invite_privacy.erase`:
+    their links and code go, the invites they made stop naming them). The audit log records that an
+    erasure happened, not who it was. `erased_at` outlives their return (`User.hidden_at`): a user who
+    writes again is stored again, but what was recorded until now stays without a name.
     """
     user = await session.get(User, user_id)
     if user is None:
@@ -158,6 +161,7 @@ async def forget(session: AsyncSession, *, user_id: int, now: datetime) -> None:
     user.created_at = now
     user.updated_at = now
     await session.execute(update(Member).where(Member.invited_by == user_id).values(invited_by=None))
+    await invite_privacy.erase(session, user_id=user_id, now=now)
     members = await session.exec(select(Member).where(Member.user_id == user_id))
     for member in members:
         await session.delete(member)
