@@ -10,6 +10,7 @@ and allowed_updates. Misuse that no real client permits raises SandboxError.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -18,7 +19,7 @@ from typing import Any
 from .core import COMMAND, ApiCall, EmulatorCore, format_amount
 from .errors import SandboxError
 from .markup import find_button
-from .serialize import chat_json, invite_link_json, message_json, user_json
+from .serialize import chat_json, message_json, user_json
 from .state import (
     CHANNEL_BOT,
     GROUP_ANONYMOUS_BOT,
@@ -33,6 +34,7 @@ from .state import (
     SimPreCheckout,
     SimUser,
     admin_rights,
+    invite_link_name,
     restriction,
 )
 
@@ -81,6 +83,7 @@ class SimulationControls(EmulatorCore):
             instance=str(self.serial() * 7_777_777_777),
         )
         chat.members[creator.id] = ChatMemberState("creator")
+        chat.ever_members.add(creator.id)
         self.chats[chat_id] = chat
         self.transcript.add("notice", chat.label, creator.full_name, f"{creator.full_name} created the group")
         return chat
@@ -161,7 +164,12 @@ class SimulationControls(EmulatorCore):
     def join(
         self, chat: SimChat, user: SimUser, *, invite_link: str | None = None, via_join_request: bool = False
     ) -> SimMessage:
-        """`user` joins; returns the new_chat_members service message."""
+        """`user` joins; returns the new_chat_members service message.
+
+        As Telegram reports it, the `chat_member` update names the invite link only for a first
+        join into a private group: apps join a public group directly even when opened from a link,
+        and someone who was a member before comes back without the link being reported.
+        """
         state = chat.member(user.id)
         if state.is_member:
             raise SandboxError(f"{user.full_name} is already in {chat.label}")
@@ -170,7 +178,38 @@ class SimulationControls(EmulatorCore):
         link = self._usable_link(chat, invite_link) if invite_link else None
         if link is not None and link.creates_join_request and not via_join_request:
             raise SandboxError(f"{invite_link} requires approval: use request_join()")
+        if link is not None and not via_join_request and (chat.is_public or user.id in chat.ever_members):
+            link = None
         return self.admit(chat, user, user, invite_link=link, via_join_request=via_join_request)
+
+    def add_member(self, chat: SimChat, user: SimUser, by: SimUser) -> SimMessage:
+        """An administrator adds `user` from their contacts: the update comes `from` them, with no link."""
+        if chat.member(user.id).is_member:
+            raise SandboxError(f"{user.full_name} is already in {chat.label}")
+        self._require_rights(chat, by, "can_invite_users")
+        self.change_member(chat, user, ChatMemberState("member"), by)
+        self.transcript.add("notice", chat.label, by.full_name, f"{by.full_name} added {user.full_name}")
+        return self.service_message(chat, by, {"new_chat_members": [user_json(user)]})
+
+    def create_invite_link(
+        self, chat: SimChat, by: SimUser, *, name: str | None = None, creates_join_request: bool = False
+    ) -> SimInviteLink:
+        """An administrator makes a link in their app: updates show it to the bot with its end hidden."""
+        self._require_rights(chat, by, "can_invite_users")
+        link = SimInviteLink(f"https://t.me/+{secrets.token_urlsafe(12)}", chat.id, by.id,
+                             name=invite_link_name(name), creates_join_request=creates_join_request)
+        chat.invite_links[link.link] = link
+        return link
+
+    def primary_link(self, chat: SimChat) -> SimInviteLink:
+        """The group's primary link, the creator's, made the first time someone asks for it."""
+        for link in chat.invite_links.values():
+            if link.is_primary and not link.is_revoked:
+                return link
+        creator = next(uid for uid, state in chat.members.items() if state.status == "creator")
+        link = SimInviteLink(f"https://t.me/+{secrets.token_urlsafe(12)}", chat.id, creator, is_primary=True)
+        chat.invite_links[link.link] = link
+        return link
 
     def request_join(self, chat: SimChat, user: SimUser, *, invite_link: str | None = None) -> None:
         """`user` asks to join; the bot gets chat_join_request if it may approve it."""
@@ -183,7 +222,7 @@ class SimulationControls(EmulatorCore):
             "date": self.now(),
         }
         if link is not None:
-            payload["invite_link"] = invite_link_json(link, self.user(link.creator_id))
+            payload["invite_link"] = self.invite_link_for_bot(link)
         if self.bot_state(chat).can("can_invite_users"):
             self.enqueue("chat_join_request", payload)
         self.transcript.add("notice", chat.label, user.full_name, f"{user.full_name} asked to join")

@@ -287,6 +287,8 @@ class EmulatorCore:
         """
         old = chat.member(user.id)
         chat.members[user.id] = new
+        if new.is_member:
+            chat.ever_members.add(user.id)
         payload: dict[str, Any] = {
             "chat": chat_json(chat),
             "from": user_json(actor),
@@ -295,7 +297,7 @@ class EmulatorCore:
             "new_chat_member": member_json(user, new),
         }
         if invite_link is not None:
-            payload["invite_link"] = invite_link_json(invite_link, self.user(invite_link.creator_id))
+            payload["invite_link"] = self.invite_link_for_bot(invite_link)
         if via_join_request:
             payload["via_join_request"] = True
         if user is self.me:
@@ -303,6 +305,10 @@ class EmulatorCore:
         elif self.bot_state(chat).status == "administrator":
             self.enqueue("chat_member", payload)
         self.touch()
+
+    def invite_link_for_bot(self, link: SimInviteLink) -> dict[str, Any]:
+        """A link as an update shows it to the bot: another administrator's with its URL's end hidden."""
+        return invite_link_json(link, self.user(link.creator_id), hidden=link.creator_id != self.me.id)
 
     def admit(
         self,

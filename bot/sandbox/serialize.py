@@ -74,9 +74,15 @@ def member_json(user: SimUser, state: ChatMemberState) -> dict[str, Any]:
     return data
 
 
-def invite_link_json(link: SimInviteLink, creator: SimUser) -> dict[str, Any]:
+def invite_link_json(link: SimInviteLink, creator: SimUser, *, hidden: bool = False) -> dict[str, Any]:
+    """`hidden`: shown to a bot that did not make the link; like Telegram, the second half of the
+    URL is replaced with "…"."""
+    url = link.link
+    if hidden:
+        head, _, tail = url.rpartition("+")
+        url = f"{head}+{tail[: len(tail) // 2]}…"
     data: dict[str, Any] = {
-        "invite_link": link.link,
+        "invite_link": url,
         "creator": user_json(creator),
         "creates_join_request": link.creates_join_request,
         "is_primary": link.is_primary,

@@ -7,6 +7,7 @@ files, payments) rather than a full copy of Telegram's data model.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +111,22 @@ CHANNEL_BOT = SimUser(136817688, "Channel", username="Channel_Bot", language_cod
 TELEGRAM_SERVICE = SimUser(777000, "Telegram", language_code=None)
 
 
+INVITE_LINK_NAME_MAX = 32
+_NAME_SPACES = re.compile(r"[ \n]+")
+# What TDLib reads as a space in names (besides " " and newlines).
+_ODD_SPACES = re.compile("[\u1680\u180e\u2000-\u200a\u202f\u205f\u2800\u3000\ufffc]")
+
+
+def invite_link_name(raw: str | None) -> str | None:
+    """A link's name as Telegram keeps it: no error for a long one, it is cut to 32 characters
+    (TDLib's clean_name: odd spaces become spaces, trimmed, cut, then runs of spaces and newlines
+    become one space). None when nothing is left."""
+    if raw is None:
+        return None
+    name = _ODD_SPACES.sub(" ", raw).strip()[:INVITE_LINK_NAME_MAX].strip()
+    return _NAME_SPACES.sub(" ", name).strip() or None
+
+
 @dataclass(eq=False)
 class SimInviteLink:
     link: str
@@ -134,6 +151,8 @@ class SimChat:
     members: dict[int, ChatMemberState] = field(default_factory=dict)
     invite_links: dict[str, SimInviteLink] = field(default_factory=dict)
     join_requests: dict[int, SimInviteLink | None] = field(default_factory=dict)
+    # Everyone who has ever been a member: Telegram leaves the invite link out when they come back.
+    ever_members: set[int] = field(default_factory=set)
     pinned_ids: list[int] = field(default_factory=list)  # oldest first
     instance: str = ""
     next_message_id: int = 1
@@ -142,6 +161,11 @@ class SimChat:
     @property
     def is_group(self) -> bool:
         return self.type != "private"
+
+    @property
+    def is_public(self) -> bool:
+        """A group with a username: anyone may join it directly, and apps do, even from a link."""
+        return self.is_group and bool(self.username)
 
     @property
     def label(self) -> str:

@@ -11,7 +11,7 @@ import secrets
 
 from ..errors import bad_request
 from ..serialize import chat_full_json, invite_link_json, member_json, user_json
-from ..state import ChatMemberState, SimChat, SimInviteLink, SimUser, restriction
+from ..state import ChatMemberState, SimChat, SimInviteLink, SimUser, invite_link_name, restriction
 from .registry import method
 
 NO_LINK_RIGHTS = "not enough rights to manage chat invite links"
@@ -92,20 +92,19 @@ def inviting_chat(emu, p) -> SimChat:
 
 
 def apply_link_options(emu, p, link: SimInviteLink) -> None:
-    """Set the editable fields; like Telegram, omitted options are cleared."""
-    name = p.get_str("name")
+    """Set the editable fields; like Telegram, omitted options are cleared. A name longer than 32
+    characters is no error: Telegram keeps its first 32."""
+    name = invite_link_name(p.get_str("name"))
     expire_date = p.get_int("expire_date")
     member_limit = p.get_int("member_limit")
     creates_join_request = p.get_bool("creates_join_request")
-    if name and len(name) > 32:
-        raise bad_request("invite link name is too long")
     if expire_date and expire_date <= emu.now():
         raise bad_request("EXPIRE_DATE_INVALID")
     if member_limit is not None and not 1 <= member_limit <= 99999:
         raise bad_request("USAGE_LIMIT_INVALID")
     if creates_join_request and member_limit:
         raise bad_request("member limit can't be specified for links requiring administrator approval")
-    link.name = name or None
+    link.name = name
     link.expire_date = expire_date or None
     link.member_limit = member_limit or None
     link.creates_join_request = creates_join_request
