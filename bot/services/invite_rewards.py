@@ -116,7 +116,8 @@ async def claim(session: AsyncSession, *, settings: InviteSettings, where: Seque
               "rewarded_at": case((rewarded, now), else_=None) if rewarded is not None else None, **(extra or {})}
     found = await session.execute(update(Referral.__table__).where(*where).values(**values)
                                   .returning(_r.id, _r.inviter_id, _r.bonus_to))
-    return [Claimed(row.id, row.inviter_id, row.bonus_to) for row in found]
+    # RETURNING comes in no particular order; grants (and their ledger entries) follow the referrals'.
+    return sorted((Claimed(row.id, row.inviter_id, row.bonus_to) for row in found), key=lambda c: c.referral_id)
 
 
 async def grant(session: AsyncSession, *, community: Community, settings: InviteSettings, claimed: Sequence[Claimed],
@@ -212,8 +213,9 @@ async def qualify_due(session: AsyncSession, *, community: Community | None = No
     Due: the invitee joined at least `qualify_days` days ago, is still a member, and met the
     requirement (wrote in the group, or a paid order, since joining). Flagged invites are not
     pending: they wait for a leader. Communities with invites switched off are left alone.
-    A batch is a SELECT (rows locked, locked ones skipped, on PostgreSQL), the claiming UPDATE, the
-    ledger entries and the balances (plus coupons, when a reward has one), then a commit.
+    A batch is three statements and a commit: the UPDATE that picks and claims up to `batch`
+    invites (rows another run holds are skipped, on PostgreSQL), the ledger entries, the balances;
+    plus two for coupons and one for their audit rows when a reward has a coupon.
     """
     if community is not None:
         targets = [community]
@@ -235,23 +237,23 @@ async def _qualify_community(session: AsyncSession, community: Community, settin
            _meets(settings)]
     cursor = 0
     while True:
-        query = select(_r.id).where(*due, _r.id > cursor).order_by(_r.id).limit(batch)
+        # The batch is chosen and claimed in one statement: the UPDATE finds its rows by primary key
+        # whatever the planner believes about `state` (statistics lag behind a bulk of new invites).
+        chosen = select(_r.id).where(*due, _r.id > cursor).order_by(_r.id).limit(batch)
         if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        ids = list((await session.execute(query)).scalars())
-        if not ids:
-            await session.commit()
-            return
-        cursor = ids[-1]
+            chosen = chosen.with_for_update(skip_locked=True)
         claimed = await claim(session, settings=settings, now=as_of,
-                              where=[_r.id.in_(ids), _r.state == ReferralState.PENDING.value])
+                              where=[_r.id.in_(chosen), _r.state == ReferralState.PENDING.value])
         grants = await grant(session, community=community, settings=settings, claimed=claimed, now=as_of)
         await session.commit()
+        if not claimed:
+            return
+        cursor = max(row.referral_id for row in claimed)
         report.batches += 1
         report.qualified += len(claimed)
         report.rewarded += len({g.referral_id for g in grants})
         report.points += sum(g.points for g in grants)
         report.coupons += sum(1 for g in grants if g.coupon_id is not None)
         report.grants.extend(grants)
-        if len(ids) < batch:
+        if len(claimed) < batch:
             return
