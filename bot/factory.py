@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import orjson
 from aiogram import Bot, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware
@@ -80,7 +81,9 @@ class LateCallbackAnswers(BaseRequestMiddleware):
 def create_bot(settings: Settings, token: str, *, wait_out_flood: bool = True) -> Bot:
     """A Bot on the configured API server. Handlers' bot waits out 429s; the sender's does not,
     because the sender paces itself from a shared budget and must see every 429 to pause it."""
-    session = ChatterSession(api=TelegramAPIServer.from_base(settings.TELEGRAM_API_URL))
+    # orjson parses a getUpdates answer (a hundred updates, each with the message its button is on)
+    # several times faster than the standard library, which took a twentieth of a check-in rush.
+    session = ChatterSession(api=TelegramAPIServer.from_base(settings.TELEGRAM_API_URL), json_loads=orjson.loads)
     session.middleware(KeepResponseModels())
     session.middleware(LateCallbackAnswers())
     if wait_out_flood:

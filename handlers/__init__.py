@@ -31,6 +31,8 @@ def routers() -> list[Router]:
     return [
         onboarding.router,
         chat_senders.router,
+        # Early: a morning rush of card presses should not walk every router before its own.
+        group_checkin.router,
         start.router,
         payments.router,
         privacy.router,
@@ -51,7 +53,6 @@ def routers() -> list[Router]:
         admin_groupbuys.router,
         groupbuy_setup.router,
         group_groupbuys.router,
-        group_checkin.router,
         member_checkin.router,
         member_points.router,
         help.router,

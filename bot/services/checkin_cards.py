@@ -102,13 +102,15 @@ async def card_of(session: AsyncSession, *, card_id: int) -> CheckinCard | None:
     return await session.get(CheckinCard, card_id, populate_existing=True)
 
 
-async def mark_refresh(session: AsyncSession, *, community_id: int, day: date) -> None:
+async def mark_refresh(session: AsyncSession, *, community_id: int, day: date, commit: bool = True) -> None:
     """A check-in on `day` changed what that day's card shows. Cheap when it is marked already:
-    the UPDATE then matches nothing. Commits."""
+    the UPDATE then matches nothing. With `commit=False` it rides on the caller's transaction (a
+    check-in's own, saving a round trip per press in a rush)."""
     await session.execute(update(CheckinCard).where(
         CheckinCard.community_id == community_id, CheckinCard.day == day, col(CheckinCard.message_id).is_not(None),
         col(CheckinCard.refresh_due).is_(False)).values(refresh_due=True))
-    await session.commit()
+    if commit:
+        await session.commit()
 
 
 async def claim_stale(session: AsyncSession, *, now: datetime, spacing: timedelta,

@@ -206,9 +206,9 @@ async def check_in(session: AsyncSession, *, community: Community, user_id: int,
     day = local_day(community, at)
     if not settings.enabled:
         return _nothing(CheckInStatus.DISABLED, day)
-    if not await _is_present(session, community.id, user_id):
+    state = await points.lock_member_account(session, community_id=community.id, user_id=user_id, now=now)
+    if state is None:
         return _nothing(CheckInStatus.NOT_MEMBER, day)
-    state = await points.lock_account(session, community_id=community.id, user_id=user_id, now=now)
     if state.last_day is not None and state.last_day >= day:
         return await _late_or_already(session, community, settings, user_id, day, state, at, now)
     gap = (day - state.last_day).days if state.last_day is not None else None

@@ -23,6 +23,15 @@ async def get(session: AsyncSession, *, community_id: int, user_id: int) -> Memb
     return result.first()
 
 
+async def in_chat(session: AsyncSession, *, chat_id: int, user_id: int) -> tuple[Community | None, Member | None]:
+    """The community of a group chat and the user's membership there, in one query (every group
+    update of a person asks for both)."""
+    row = (await session.exec(select(Community, Member).outerjoin(
+        Member, (Member.community_id == Community.id) & (Member.user_id == user_id)).where(
+        Community.chat_id == chat_id))).first()
+    return (row[0], row[1]) if row is not None else (None, None)
+
+
 async def ensure(session: AsyncSession, *, community_id: int, user_id: int, now: datetime) -> Member:
     """The membership row, created (as a present member since `now`) if missing. Does not commit.
 

@@ -32,7 +32,18 @@ from bot.services.communities import ID_MAX
 from bot.services.errors import DomainError
 from bot.services.money import precision
 from bot.services.upsert import insert_in
-from models import Community, Coupon, CouponKind, Member, Order, OrderStatus, PointsAccount, PointsEntry, PointsReason
+from models import (
+    Community,
+    Coupon,
+    CouponKind,
+    Member,
+    MemberStatus,
+    Order,
+    OrderStatus,
+    PointsAccount,
+    PointsEntry,
+    PointsReason,
+)
 from models.points import PointsReward
 
 ADJUST_MAX = 1_000_000
@@ -79,6 +90,34 @@ async def lock_account(session: AsyncSession, *, community_id: int, user_id: int
         "community_id": community_id, "user_id": user_id, "balance": 0, "streak": 0, "best_streak": 0,
         "last_day": None, "freezes": 0, "updated_at": now})).one()
     return AccountState(row.balance, row.streak, row.best_streak, row.last_day, row.freezes)
+
+
+@cache
+def _lock_member_stmt(dialect: str):
+    # The lock's INSERT takes its row from a SELECT that finds the present membership: one round
+    # trip both checks that the member is in the group and locks their account (a check-in's first
+    # two statements were this).
+    present = select(Member.id).where(Member.community_id == bindparam("community_id"),
+                                      Member.user_id == bindparam("user_id"), Member.status == MemberStatus.MEMBER)
+    values = select(bindparam("community_id"), bindparam("user_id"), bindparam("balance"), bindparam("streak"),
+                    bindparam("best_streak"), bindparam("last_day", type_=_accounts.c.last_day.type),
+                    bindparam("freezes"), bindparam("updated_at", type_=_accounts.c.updated_at.type)).where(present.exists())
+    return (insert_in(dialect, _accounts)
+            .from_select(["community_id", "user_id", "balance", "streak", "best_streak", "last_day", "freezes",
+                          "updated_at"], values)
+            .on_conflict_do_update(index_elements=["community_id", "user_id"], set_={"balance": _accounts.c.balance})
+            .returning(_accounts.c.balance, _accounts.c.streak, _accounts.c.best_streak, _accounts.c.last_day,
+                       _accounts.c.freezes))
+
+
+async def lock_member_account(session: AsyncSession, *, community_id: int, user_id: int,
+                              now: datetime) -> AccountState | None:
+    """`lock_account` for a present member of the community; None, and nothing locked or created,
+    when they are not one (never were, left or were removed)."""
+    row = (await session.execute(_lock_member_stmt(_dialect(session)), {
+        "community_id": community_id, "user_id": user_id, "balance": 0, "streak": 0, "best_streak": 0,
+        "last_day": None, "freezes": 0, "updated_at": now})).first()
+    return AccountState(row.balance, row.streak, row.best_streak, row.last_day, row.freezes) if row else None
 
 
 @cache

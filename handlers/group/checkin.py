@@ -31,6 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.core.db import SessionFactory
 from bot.services import checkin_cards, checkin_member, checkins
 from bot.services.checkin_cards import Slot
+from bot.services.checkin_settings import local_day
 from bot.services.checkins import CheckInResult, CheckInStatus
 from bot.telegram.group_reply import reply_in_group
 from bot.telegram.membership import MembershipCheck
@@ -68,13 +69,10 @@ async def record(session: AsyncSession, bot: Bot, membership: MembershipCheck, a
         and actor.member.status == MemberStatus.MEMBER
     if not known:
         await membership.admits(bot, session, community=community, user_id=actor.user.id)
+    # The day's card is marked for its coalesced redraw in the check-in's own transaction. A press
+    # that checks nothing in marks it too: the redraw then finds the card unchanged and sends nothing.
+    await checkin_cards.mark_refresh(session, community_id=community.id, day=local_day(community, at), commit=False)
     return await checkins.check_in(session, community=community, user_id=actor.user.id, at=at, now=now)
-
-
-async def after(session: AsyncSession, community: Community, result: CheckInResult) -> None:
-    """A new check-in changes that day's card: mark it for the coalesced redraw."""
-    if result.status is CheckInStatus.DONE:
-        await checkin_cards.mark_refresh(session, community_id=community.id, day=result.day)
 
 
 @router.message(Command("checkin"))
@@ -85,7 +83,6 @@ async def cmd_checkin(message: Message, session: AsyncSession, actor: Actor, bot
         return
     now = received_at(clock)
     result = await record(session, bot, membership, actor, community, message.date, now)
-    await after(session, community, result)
     user_id = actor.user.id
     if await checkin_member.reachable(session, user_id=user_id):
         choice = await checkin_member.makeup_choice(session, community=community, user_id=user_id, at=message.date)
@@ -122,7 +119,6 @@ async def on_card_press(query: CallbackQuery, callback_data: CheckinPress, sessi
     result = await record(session, bot, membership, actor, community, now, now)
     # The toast first: it is what the member waits for; the card's redraw is for everyone, later.
     await query.answer(toast_text(result, community, actor.locale), show_alert=toast_alert(result))
-    await after(session, community, result)
 
 
 @router.message(Command("top"))

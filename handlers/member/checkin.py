@@ -36,7 +36,7 @@ from bot.views.checkin_text import (
 )
 from bot.views.errors_text import error_text
 from bot.views.render import edit_or_send
-from handlers.group.checkin import Clock, after, received_at, record
+from handlers.group.checkin import Clock, received_at, record
 from models import Community
 
 router = Router(name=__name__)
@@ -52,7 +52,6 @@ async def _community(session: AsyncSession, community_id: int) -> Community | No
 async def _result_screen(session: AsyncSession, bot: Bot, membership: MembershipCheck, actor: Actor,
                          community: Community, at: datetime, now: datetime) -> tuple[str, InlineKeyboardMarkup]:
     result = await record(session, bot, membership, actor, community, at, now)
-    await after(session, community, result)
     choice = await checkin_member.makeup_choice(session, community=community, user_id=actor.user.id, at=at)
     return result_text(result, community, actor.locale), result_markup(community, choice, actor.locale)
 

@@ -18,7 +18,7 @@ from aiogram.types import Message, TelegramObject
 from aiogram.utils.i18n import I18n
 
 from bot.core.locales import resolve_locale
-from bot.services import communities, members
+from bot.services import members
 from bot.services.seen_users import SeenUser, SeenUsers
 from bot.telegram.middlewares.activity import GROUP_TYPES, profile_of
 from models import Community, Member, MemberStatus
@@ -54,14 +54,10 @@ class ActorMiddleware(BaseMiddleware):
         user = await self.users.remember(profile_of(tg_user), now=_event_time(event), opens_dm=opens_dm)
         community = member = None
         if chat is not None and chat.type in GROUP_TYPES:
-            session = data["session"]
-            community = await communities.get_by_chat(session, chat.id)
-            if community is not None:
-                member = await members.get(session, community_id=community.id, user_id=user.id)
-            # End the read transaction (PostgreSQL opens one for reads too): the handler starts
-            # from a fresh snapshot and no connection sits idle in a transaction meanwhile.
-            if session.in_transaction():
-                await session.commit()
+            # The read opens the update's transaction, which the handler goes on with: ending it
+            # here cost a COMMIT and the handler's BEGIN, two of a check-in's eleven round trips
+            # (bench/checkin_rush.py), and READ COMMITTED gives each later statement a fresh snapshot.
+            community, member = await members.in_chat(data["session"], chat_id=chat.id, user_id=user.id)
         locale = resolve_locale(user, community, self.default_locale)
         actor = Actor(user=user, locale=locale, is_owner=user.id in self.owner_ids, community=community, member=member)
         data["actor"] = actor
