@@ -18,6 +18,10 @@ def routers() -> list[Router]:
     from handlers.admin import coupons as admin_coupons
     from handlers.admin import groupbuy_setup, menu, products, settings, shop_settings
     from handlers.admin import groupbuys as admin_groupbuys
+    from handlers.admin import invites as admin_invites
+    from handlers.admin import invites_coupon as admin_invites_coupon
+    from handlers.admin import invites_reports as admin_invites_reports
+    from handlers.admin import invites_review as admin_invites_review
     from handlers.admin import orders as admin_orders
     from handlers.group import chat_senders, onboarding, shop
     from handlers.group import checkin as group_checkin
@@ -50,6 +54,10 @@ def routers() -> list[Router]:
         admin_checkin.router,
         admin_checkin_rewards.router,
         admin_checkin_adjust.router,
+        admin_invites.router,
+        admin_invites_coupon.router,
+        admin_invites_review.router,
+        admin_invites_reports.router,
         admin_groupbuys.router,
         groupbuy_setup.router,
         group_groupbuys.router,

@@ -115,3 +115,27 @@ class PointsAdjustForm(StatesGroup):
     delta = State()
     note = State()
     confirm = State()
+
+
+class InviteSettingsForm(StatesGroup):
+    """One step per numeric invitation option, named after it; `level_points` sets a level's points."""
+
+    qualify_days = State()
+    burst_joins = State()
+    burst_minutes = State()
+    leave_rate_percent = State()
+    leave_rate_min_invites = State()
+    level_points = State()
+
+
+class InviteCouponForm(StatesGroup):
+    kind = State()
+    value = State()
+    cap = State()
+    min_spend = State()
+    valid_days = State()
+    preview = State()
+
+
+class InviteChainForm(StatesGroup):
+    member = State()

@@ -11,6 +11,7 @@ from babel.dates import format_skeleton
 
 from bot.services.errors import DomainError
 from bot.services.money import format_money
+from bot.views import invite_admin
 
 
 def _iso_day(value: object) -> str:
@@ -297,5 +298,15 @@ def error_text(err: DomainError, *, currency: str | None = None) -> str:
             return _("The cost changed to {cost} points. Check it and confirm again.").format(cost=p.get("cost"))
         case "points_redeem_repeated":
             return _("This was already redeemed: your coupon is in /coupons.")
+        case "invite_setting_invalid":
+            return _("That invitation setting is not allowed: {detail}.").format(detail=escape(str(p.get("detail", ""))))
+        case "invite_setting_number":
+            return _("“{value}” is not allowed. Send a whole number from {min} to {max}.").format(value=escape(str(p.get("value", ""))), min=p.get("min"), max=p.get("max"))
+        case "invite_review_unknown":
+            return _("That invite does not exist in this community.")
+        case "invite_review_done":
+            return _("This invite is no longer held for review: another press or another leader decided it already (now: {state}).").format(state=invite_admin.label(str(p.get("state", ""))))
+        case "invite_member_unknown":
+            return _("“{value}” has never been a member of this community. Send their @username or numeric Telegram id, or forward a message they wrote.").format(value=escape(str(p.get("value", ""))))
         case _:
             return _("That did not work ({code}).").format(code=err.code)

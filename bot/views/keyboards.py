@@ -24,6 +24,7 @@ class Section(StrEnum):
     SHOP = "shop"
     GROUPBUYS = "gb"
     CHECKIN = "ci"
+    INVITES = "inv"
 
 
 class AdminPick(CallbackData, prefix="ap"):
@@ -398,4 +399,78 @@ class CheckinFormNav(CallbackData, prefix="ckf"):
     later step)."""
 
     op: CheckinFormOp
+    step: str
+
+
+class InviteOption(StrEnum):
+    """An invitation setting a leader changes: a switch, a choice, or the start of its one-step form."""
+
+    ENABLED = "on"
+    APPROVE_JOINS = "aj"
+    REQUIRE = "rq"
+    QUALIFY_DAYS = "qd"
+    BURST_JOINS = "bj"
+    BURST_MINUTES = "bm"
+    LEAVE_RATE = "lr"
+    LEAVE_MIN_INVITES = "lm"
+
+
+class InviteSet(CallbackData, prefix="ivs"):
+    """/admin → Invites: change one setting. A switch carries the state it turns to (`turn_on`) and
+    a choice the value it sets (`value`), so a replayed press sets the same again."""
+
+    option: InviteOption
+    community_id: int
+    turn_on: bool | None = None
+    value: str = ""
+
+
+class InviteOp(StrEnum):
+    LEVEL = "lv"  # `item`: the chain level (1 or 2), here and in the LEVEL_* ops
+    LEVEL_POINTS = "lp"
+    LEVEL_COUPON = "lc"
+    LEVEL_NO_COUPON = "ln"
+    LEVEL_OFF = "lo"
+    TOP = "top"
+    REVIEW = "rv"  # `item`: the page
+    CHAIN = "ch"
+    EXPORT = "csv"
+
+
+class InviteAdmin(CallbackData, prefix="iva"):
+    """/admin → Invites: its screens and the actions on level rewards."""
+
+    op: InviteOp
+    community_id: int
+    item: int = 0
+
+
+class InviteReviewOp(StrEnum):
+    APPROVE = "a"
+    REJECT = "r"
+
+
+class InviteReview(CallbackData, prefix="ivr"):
+    """/admin → Invites → Review: approve or reject one held invite (`page`: the page to show after)."""
+
+    op: InviteReviewOp
+    community_id: int
+    referral_id: int
+    page: int = 0
+
+
+class InviteFormOp(StrEnum):
+    FIXED = "kf"
+    PERCENT = "kp"
+    SKIP = "s"
+    SAVE = "v"
+    BACK = "b"
+    CANCEL = "c"
+
+
+class InviteFormNav(CallbackData, prefix="ivf"):
+    """Buttons of the invitation forms (settings, a level's coupon, the chain view's member); the
+    community is in the form's FSM data, `step` names the step a button was shown for."""
+
+    op: InviteFormOp
     step: str

@@ -41,6 +41,7 @@ MENU: list[MenuEntry] = [
     MenuEntry(Section.ORDERS, lambda: _("🧾 Orders")),
     MenuEntry(Section.COUPONS, lambda: _("🎟 Coupons")),
     MenuEntry(Section.CHECKIN, lambda: _("✅ Check-in & points")),
+    MenuEntry(Section.INVITES, lambda: _("🤝 Invites")),
     MenuEntry(Section.SETTINGS, lambda: _("⚙️ Settings")),
     MenuEntry(Section.AUDIT, lambda: _("📜 Recent changes")),
 ]
