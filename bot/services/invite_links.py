@@ -96,6 +96,14 @@ async def code_for(session: AsyncSession, *, community_id: int, user_id: int, no
     return code
 
 
+async def own_code(session: AsyncSession, *, community_id: int, user_id: int, now: datetime) -> str:
+    """`code_for`, committed: the deep link a member can share when `link_for` refused
+    `invite_right_missing` (it needs no right of the bot's)."""
+    code = await code_for(session, community_id=community_id, user_id=user_id, now=now)
+    await session.commit()
+    return code
+
+
 async def link_for(session: AsyncSession, *, community: Community, user_id: int, now: datetime) -> LinkAnswer:
     """The member's invite link into `community`, or the name to create it with, and their code;
     commits (the code is made on first use).

@@ -57,6 +57,7 @@ COMMANDS: list[Command] = [
     _cmd("checkin", N_("Check in for today: points and your streak"), {MEMBER}, {PRIVATE, GROUP}),
     _cmd("points", N_("Your points, rewards to redeem, make-up days"), {MEMBER}, {PRIVATE}),
     _cmd("top", N_("Leaderboard: streaks and points this month"), {MEMBER}, {PRIVATE, GROUP}),
+    _cmd("invite", N_("Your invite link and the friends you brought"), {MEMBER}, {PRIVATE, GROUP}),
 ]
 
 

@@ -288,6 +288,13 @@ def error_text(err: DomainError, *, currency: str | None = None) -> str:
             return _("{day} already counts for your streak: nothing to make up.").format(day=_iso_day(p.get("day")))
         case "checkin_makeup_limit":
             return _("You have used all {limit} make-ups of this month.").format(limit=p.get("limit"))
+        case "invites_disabled":
+            return _("Invites are switched off in this group.")
+        case "invite_not_member":
+            return _("Only members of the group can invite people into it. Join it first.")
+        case "invite_right_missing":
+            right = _("Invite users via link") if p.get("right") == "can_invite_users" else escape(str(p.get("right", "")))
+            return _("I cannot make invite links in this group: its admins have not given me the right “{right}”.").format(right=right)
         case "points_insufficient":
             return _("Not enough points: you have {balance}, this needs {needed}.").format(balance=p.get("balance"), needed=p.get("needed"))
         case "points_reward_unknown":
