@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.jobs import checkins, groupbuy_cards, groupbuys, leaders, orders, posts, summary
+from bot.jobs import checkins, groupbuy_cards, groupbuys, invites, leaders, orders, posts, summary
 from bot.jobs.registry import Job
 from bot.telegram.context import BotContext
 
@@ -26,6 +26,7 @@ JOBS: dict[str, Job] = {job.name: job for job in (
     checkins.checkin_digest,
     checkins.checkin_reminders,
     checkins.expire_points,
+    invites.qualify_invites,
 )}
 
 
