@@ -26,15 +26,19 @@ def routers() -> list[Router]:
     from handlers.group import chat_senders, onboarding, shop
     from handlers.group import checkin as group_checkin
     from handlers.group import groupbuys as group_groupbuys
+    from handlers.group import invites as group_invites
     from handlers.member import checkin as member_checkin
     from handlers.member import checkout, help, language, payments, privacy, start
     from handlers.member import coupons as member_coupons
+    from handlers.member import invites as member_invites
     from handlers.member import orders as member_orders
     from handlers.member import points as member_points
 
     return [
         onboarding.router,
         chat_senders.router,
+        # Before check-ins' /top, which would take `/top invites` too; it has no button to slow a rush of presses.
+        group_invites.router,
         # Early: a morning rush of card presses should not walk every router before its own.
         group_checkin.router,
         start.router,
@@ -63,6 +67,7 @@ def routers() -> list[Router]:
         group_groupbuys.router,
         member_checkin.router,
         member_points.router,
+        member_invites.router,
         help.router,
         fallback.router,
     ]

@@ -36,6 +36,7 @@ from bot.views import deeplinks
 from bot.views.errors_text import error_text
 from bot.views.groupbuy_cards import taking_teams
 from handlers.member import checkout
+from handlers.member.invites import TeamInviteGate
 from models import Community
 from models.groupbuy import GroupBuyKind
 
@@ -166,8 +167,13 @@ async def link_join_team(*, message: Message, arg: str, state: FSMContext, sessi
     except DomainError as err:
         await message.answer(error_text(err))
         return
-    await _start(message, ref, state, session, settings, actor, bot_username,
-                 admits=membership.gate(bot, session, actor.user.id))
+    admits = membership.gate(bot, session, actor.user.id)
+    # Someone the inviter brought who is not in the group yet: their join counts as the inviter's.
+    gate = TeamInviteGate(admits, session=session, bot=bot, user_id=actor.user.id, inviter_id=ref.invited_by) \
+        if ref.invited_by is not None else None
+    await _start(message, ref, state, session, settings, actor, bot_username, admits=gate or admits)
+    if gate is not None:
+        await gate.follow_up(message, actor.locale)
 
 
 @deeplinks.route("gbj")

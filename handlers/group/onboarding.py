@@ -21,6 +21,7 @@ from bot.telegram.membership import presence
 from bot.telegram.middlewares.activity import GROUP_TYPES, profile_of
 from bot.telegram.sender import Sender
 from bot.views import deeplinks
+from handlers.group import invites as group_invites
 from models import Community
 
 log = logging.getLogger(__name__)
@@ -102,9 +103,13 @@ async def on_private_block(update: ChatMemberUpdated, session: AsyncSession) -> 
 async def on_member_change(update: ChatMemberUpdated, bot: Bot, session: AsyncSession) -> None:
     """Joins, leaves, kicks and promotions (sent only to an administrator bot that asked for them)."""
     community = await communities.get_by_chat(session, update.chat.id)
-    if community is None or update.new_chat_member.user.is_bot:
+    if community is None:
         return
     old, new = presence(update.old_chat_member), presence(update.new_chat_member)
+    # Before the member row changes: a rejoin is told from the row as it was. Bots' joins count too (held).
+    await group_invites.attribute(update, session=session, bot=bot, community=community, old=old, new=new)
+    if update.new_chat_member.user.is_bot:
+        return
     await members.on_member_status(session, community=community, profile=profile_of(update.new_chat_member.user),
                                    old_status=old, new_status=new, now=update.date)
     if (old in members.LEADER_STATUSES) != (new in members.LEADER_STATUSES):

@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services import users
+from bot.services import invite_privacy, users
 from bot.services.activity import ActivityTracker
 from bot.telegram.middlewares.actor import Actor
 from bot.views import deeplinks
 from bot.views.keyboards import Privacy, PrivacyAction
 from bot.views.render import edit_or_send
+from handlers.member.invites import revoke_at_telegram
 
 router = Router(name=__name__)
 router.message.filter(F.chat.type == "private")
@@ -87,8 +88,11 @@ async def cmd_forgetme(message: Message) -> None:
 
 @router.callback_query(Privacy.filter(F.action == PrivacyAction.FORGET))
 async def on_forget(query: CallbackQuery, session: AsyncSession, actor: Actor, state: FSMContext,
-                    tracker: ActivityTracker) -> None:
+                    tracker: ActivityTracker, bot: Bot) -> None:
     await tracker.forget_user(actor.user.id)
+    # Their invite links carry their name: revoked at Telegram first, then marked so with the rest.
+    for chat_id, url in await invite_privacy.live_links_of(session, user_id=actor.user.id):
+        await revoke_at_telegram(bot, chat_id, [url])
     await users.forget(session, user_id=actor.user.id, now=datetime.now(timezone.utc))
     await state.clear()
     await query.answer()
