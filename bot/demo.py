@@ -387,6 +387,47 @@ async def checkins(cast: Cast) -> None:
         app.scheduler._aps.resume()
 
 
+async def invites(cast: Cast) -> None:
+    """Bob asks for his invite link; Dana joins through it; Eli reaches the bot first through Bob's
+    deep link and joins through the link he is handed; three days later the qualification job
+    credits both invites to Bob and tells him; the group's invite board. The days are moved, not
+    waited, after the check-in chapter's."""
+    import re
+    from datetime import timedelta
+
+    from models.types import utcnow
+
+    emu, app, bob, group = cast.emu, cast.app, cast.members[0], cast.group
+    start = utcnow() + timedelta(days=5)
+    moment = {"now": start}
+    wall_clock = emu.clock
+    emu.clock = lambda: moment["now"].timestamp()
+
+    def private_text(who: SimUser) -> str:
+        return emu.last_bot_message(emu.chat_for(who)).visible
+
+    async def join(who: SimUser, link: str) -> None:
+        cast.clock.advance()
+        emu.join(group, who, invite_link=link)
+        await cast.settle()
+
+    try:
+        await cast.say(bob, "/invite")
+        own = re.search(r"https://t\.me/\+\S+", private_text(bob)).group(0)
+        deep = re.search(r"start=(inv-\w+)", private_text(bob)).group(1)
+        dana, eli = emu.add_user("Dana", language_code="en"), emu.add_user("Eli", language_code="en")
+        await join(dana, own)
+        await cast.say(eli, f"/start {deep}")
+        await join(eli, re.search(r"https://t\.me/\+\S+", private_text(eli)).group(0))
+        await cast.say(bob, "/invite")
+        moment["now"] = start + timedelta(days=3, minutes=5)
+        await app.run_job("qualify_invites", moment["now"])
+        await cast.settle()
+        await cast.say(dana, "/top invites", group)
+    finally:
+        emu.clock = wall_clock
+
+
 def _has_link(message, label: str) -> bool:
     return any(b.get("text") == label and "url" in b for row in (message.reply_markup or {}).get("inline_keyboard", [])
                for b in row)
@@ -399,6 +440,7 @@ CHAPTERS: list[tuple[str, Chapter]] = [
     ("Selling in the group: a product, two buyers, a coupon, the pick list", shop),
     ("Group-buys: a team fills, a team expires and is refunded, a threshold reaches its second tier", groupbuys),
     ("Check-ins: the daily card, a streak over four days, a make-up, a redeem, the leaderboard", checkins),
+    ("Invites: a member's own link, a friend through it, another through the bot first, the reward", invites),
 ]
 
 
