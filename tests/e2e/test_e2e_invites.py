@@ -74,6 +74,22 @@ async def test_invite_makes_the_members_link_once_named_after_them_and_reuses_it
     assert e2e.last_msg(long).buttons == [[en("📤 Share my link")]]
 
 
+async def test_a_member_of_two_groups_picks_one_and_gets_a_link_per_group(e2e: E2E, group: Group) -> None:
+    bob = group.members[0]
+    orchard = await e2e.make_group("Orchard", leader=e2e.emu.add_user("Olive"), members=[bob])
+    await e2e.say(bob, "/invite")
+    assert e2e.last(bob) == en("Invite friends to which group?")
+    assert e2e.last_msg(bob).buttons == [["Green Valley"], ["Orchard"]]
+    await e2e.press(bob, "Orchard")
+    assert e2e.last(bob).startswith(see("<b>🤝 Invite friends to {title}</b>", title="Orchard"))
+    orchards = member_link_in(e2e.last(bob))
+    assert orchards in e2e.emu.chats[orchard.chat.id].invite_links
+    await e2e.say(bob, "/invite")
+    await e2e.press(bob, "Green Valley")
+    assert member_link_in(e2e.last(bob)) in e2e.emu.chats[group.chat.id].invite_links
+    assert len(made_links(e2e)) == 2
+
+
 async def test_a_join_through_a_members_link_credits_its_owner(e2e: E2E, group: Group) -> None:
     bob = group.members[0]
     url = await link_of(e2e, bob)
