@@ -4,7 +4,7 @@ Toggles change at a press; every other option is a one-step form (`CheckinSettin
 is named after the option) with Back and Cancel, asked again with the reason when an answer does
 not fit. Every change goes through `checkin_settings.update_checkin_settings`, which validates and
 audits it. The rewards catalogue is in checkin_rewards.py, manual adjustments in checkin_adjust.py;
-all three share this module's screen and the form-button helpers.
+all three share this module's screen and its form buttons.
 """
 
 from __future__ import annotations
@@ -55,11 +55,11 @@ from bot.views.keyboards import (
     Section,
 )
 from bot.views.render import edit_or_send
+from handlers.admin.coupon_terms import terms_text
+from handlers.admin.form_nav import ask_again, form_press, step_name
 from handlers.admin.menu import back_button, form_guard, guard
 from handlers.forms import CheckinSettingsForm, PointsAdjustForm, RewardForm
-from handlers.member.coupons import min_spend_text, value_text
 from models import Community
-from models.points import PointsReward
 
 router = Router(name=__name__)
 
@@ -94,11 +94,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def step_name(state: str) -> str:
-    """The option (or form field) a form step edits: the step is named after it."""
-    return state.split(":", 1)[1]
-
-
 def on_off(value: bool) -> str:
     return _("on") if value else _("off")
 
@@ -113,27 +108,6 @@ def form_nav_row(step: str) -> list[InlineKeyboardButton]:
     return [form_button(_("« Back"), CheckinFormOp.BACK, step), form_button(_("✖ Cancel"), CheckinFormOp.CANCEL, step)]
 
 
-async def open_form(query: CallbackQuery, state: FSMContext, callback_data: CheckinFormNav,
-                    group: type) -> tuple[str, dict] | None:
-    """The open form's step and data if this button belongs to it; otherwise the press is answered
-    and None. A press on a form that is gone (a double tap after Confirm, an old message) only gets
-    a toast: the screen that closed the form stays as it is."""
-    current, data = await state.get_state(), await state.get_data()
-    if current is None or not current.startswith(group.__name__ + ":") or "community_id" not in data:
-        await query.answer(_("This form is no longer open."))
-        return None
-    if step_name(current) != callback_data.step:
-        await query.answer(_("This button is no longer valid."), show_alert=True)
-        return None
-    return current, data
-
-
-async def cancel_form(query: CallbackQuery, state: FSMContext) -> None:
-    await state.clear()
-    await query.answer()
-    await edit_or_send(query.message, _("Cancelled. Nothing was changed. Send /admin to open the menu again."))
-
-
 # --- the main screen ------------------------------------------------------------------------------
 
 def curve_text(opts: CheckinSettings) -> str:
@@ -142,14 +116,6 @@ def curve_text(opts: CheckinSettings) -> str:
     return _("Day 1 of a streak earns {base} points, each next day {step} more, up to {top} from day {cap} on.").format(
         base=opts.base_points, step=opts.daily_increment, top=opts.points_for(opts.increment_cap_days),
         cap=opts.increment_cap_days)
-
-
-def terms_text(terms: CouponTerms | PointsReward, currency: str) -> str:
-    """A coupon's terms in one line: what it takes off, the minimum spend, how long it is valid."""
-    valid = (_("valid {days} days").format(days=terms.valid_days) if terms.valid_days is not None
-             else _("never expires"))
-    takes_off = value_text(terms.kind, terms.value, terms.cap, currency)
-    return " · ".join([takes_off, min_spend_text(terms.min_spend, currency), valid])
 
 
 def milestone_text(day: int, reward: int | CouponTerms, currency: str) -> str:
@@ -462,17 +428,10 @@ async def on_today(query: CallbackQuery, callback_data: CheckinAdmin, session: A
 @router.callback_query(CheckinFormNav.filter(), StateFilter(CheckinSettingsForm))
 async def on_form_button(query: CallbackQuery, callback_data: CheckinFormNav, session: AsyncSession, actor: Actor,
                          state: FSMContext) -> None:
-    found = await open_form(query, state, callback_data, CheckinSettingsForm)
-    if found is None:
+    pressed = await form_press(query, callback_data, session, actor, state, CheckinSettingsForm)
+    if pressed is None:
         return
-    current, data = found
-    if callback_data.op is CheckinFormOp.CANCEL:
-        await cancel_form(query, state)
-        return
-    community = await guard(query, session, actor, data["community_id"])
-    if community is None:
-        await state.clear()
-        return
+    current, _data, community = pressed
     if callback_data.op is CheckinFormOp.BACK:
         await state.clear()
         await query.answer()
@@ -498,8 +457,7 @@ async def on_stale_form_button(query: CallbackQuery) -> None:
 
 @router.message(StateFilter(CheckinSettingsForm), F.chat.type == "private", ~F.text, SENT_BY_PERSON)
 async def on_form_not_text(message: Message, state: FSMContext) -> None:
-    text, markup = prompt(await state.get_state(), await state.get_data())
-    await message.answer(_("Please answer with text.") + "\n\n" + text, reply_markup=markup)
+    await ask_again(message, _("Please answer with text."), prompt(await state.get_state(), await state.get_data()))
 
 
 @router.message(StateFilter(CheckinSettingsForm), F.chat.type == "private", F.text, ~F.text.startswith("/"))
@@ -522,11 +480,9 @@ async def on_form_answer(message: Message, session: AsyncSession, actor: Actor, 
     except DomainError as err:
         if err.code in ("points_reward_deleted", "points_reward_unknown"):
             await state.clear()
-            text, markup = milestones_view(community)
-            await message.answer(error_text(err) + "\n\n" + text, reply_markup=markup)
+            await ask_again(message, error_text(err), milestones_view(community))
             return
-        text, markup = prompt(current, data)
-        await message.answer(error_text(err, currency=community.currency) + "\n\n" + text, reply_markup=markup)
+        await ask_again(message, error_text(err, currency=community.currency), prompt(current, data))
         return
     await state.clear()
     text, markup = await _after_save(session, community, current)

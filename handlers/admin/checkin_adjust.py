@@ -17,7 +17,7 @@ from html import escape
 from aiogram import F, Router
 from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageOriginUser
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -28,8 +28,9 @@ from bot.telegram.update_types import SENT_BY_PERSON
 from bot.views.errors_text import error_text
 from bot.views.keyboards import CheckinAdmin, CheckinFormNav, CheckinFormOp, CheckinOp, Section
 from bot.views.render import edit_or_send
-from handlers.admin.checkin import cancel_form, form_button, form_nav_row, main_view, open_form
-from handlers.admin.menu import back_button, form_guard, guard
+from handlers.admin.checkin import form_button, form_nav_row, main_view
+from handlers.admin.form_nav import ask_again, form_press, forwarded_sender, not_text_hint, typed_answer_step
+from handlers.admin.menu import back_button, guard
 from handlers.forms import PointsAdjustForm
 from models import Community, User
 
@@ -109,17 +110,10 @@ async def on_adjust(query: CallbackQuery, callback_data: CheckinAdmin, session: 
 @router.callback_query(CheckinFormNav.filter(), StateFilter(PointsAdjustForm))
 async def on_form_button(query: CallbackQuery, callback_data: CheckinFormNav, session: AsyncSession, actor: Actor,
                          state: FSMContext) -> None:
-    found = await open_form(query, state, callback_data, PointsAdjustForm)
-    if found is None:
+    pressed = await form_press(query, callback_data, session, actor, state, PointsAdjustForm)
+    if pressed is None:
         return
-    current, data = found
-    if callback_data.op is CheckinFormOp.CANCEL:
-        await cancel_form(query, state)
-        return
-    community = await guard(query, session, actor, data["community_id"])
-    if community is None:
-        await state.clear()
-        return
+    current, data, community = pressed
     if callback_data.op is CheckinFormOp.BACK:
         await query.answer()
         if current == STEPS[0]:
@@ -157,22 +151,16 @@ async def on_form_button(query: CallbackQuery, callback_data: CheckinFormNav, se
 
 @router.message(StateFilter(PointsAdjustForm.member), F.chat.type == "private", F.forward_origin)
 async def on_forwarded_member(message: Message, session: AsyncSession, actor: Actor, state: FSMContext) -> None:
-    origin = message.forward_origin
-    if not isinstance(origin, MessageOriginUser):
-        text, markup = prompt(PointsAdjustForm.member.state, await state.get_data())
-        await message.answer(_("That forward does not show who wrote it (their privacy settings hide it). Send their "
-                               "@username or numeric Telegram id instead.") + "\n\n" + text, reply_markup=markup)
-        return
-    await _answer(message, session, actor, state, str(origin.sender_user.id))
+    raw = await forwarded_sender(message, prompt(PointsAdjustForm.member.state, await state.get_data()))
+    if raw is not None:
+        await _answer(message, session, actor, state, raw)
 
 
 @router.message(StateFilter(PointsAdjustForm), F.chat.type == "private", ~F.text, SENT_BY_PERSON)
 async def on_form_not_text(message: Message, state: FSMContext) -> None:
     current = await state.get_state()
-    text, markup = prompt(current, await state.get_data())
-    hint = (_("Please choose with the buttons.") if current == PointsAdjustForm.confirm.state
-            else _("Please answer with text."))
-    await message.answer(hint + "\n\n" + text, reply_markup=markup)
+    await ask_again(message, not_text_hint(current == PointsAdjustForm.confirm.state),
+                    prompt(current, await state.get_data()))
 
 
 @router.message(StateFilter(PointsAdjustForm), F.chat.type == "private", F.text, ~F.text.startswith("/"))
@@ -181,14 +169,10 @@ async def on_form_answer(message: Message, session: AsyncSession, actor: Actor, 
 
 
 async def _answer(message: Message, session: AsyncSession, actor: Actor, state: FSMContext, raw: str) -> None:
-    current, data = await state.get_state(), await state.get_data()
-    community = await form_guard(message, session, actor, state)
-    if community is None:
+    answered = await typed_answer_step(message, session, actor, state, {PointsAdjustForm.confirm.state}, prompt)
+    if answered is None:
         return
-    if current == PointsAdjustForm.confirm.state:
-        text, markup = prompt(current, data)
-        await message.answer(_("Please choose with the buttons.") + "\n\n" + text, reply_markup=markup)
-        return
+    current, data, community = answered
     try:
         if current == PointsAdjustForm.member.state:
             user = await _member(session, community, raw)
@@ -199,8 +183,7 @@ async def _answer(message: Message, session: AsyncSession, actor: Actor, state: 
             data = data | {"note": points.check_note(raw)}
             data = await _with_balance(session, data)
     except DomainError as err:
-        text, markup = prompt(current, data)
-        await message.answer(error_text(err) + "\n\n" + text, reply_markup=markup)
+        await ask_again(message, error_text(err), prompt(current, data))
         return
     text, markup = await _go(state, STEPS[STEPS.index(current) + 1], data)
     await message.answer(text, reply_markup=markup)

@@ -21,16 +21,28 @@ from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.numbers import whole_number
-from bot.services import coupons, points
+from bot.services import points
 from bot.services.errors import DomainError
-from bot.services.money import parse_money
 from bot.telegram.middlewares.actor import Actor
 from bot.telegram.update_types import SENT_BY_PERSON
 from bot.views.errors_text import error_text
 from bot.views.keyboards import CheckinAdmin, CheckinFormNav, CheckinFormOp, CheckinOp, Section
 from bot.views.render import edit_or_send
-from handlers.admin.checkin import cancel_form, form_button, form_nav_row, open_form, step_name, terms_text
-from handlers.admin.menu import back_button, form_guard, guard
+from handlers.admin.checkin import form_button, form_nav_row
+from handlers.admin.coupon_terms import (
+    AMOUNT_STEPS,
+    VALID_DAYS_MAX,
+    coupon_line,
+    form_steps,
+    parse_amount,
+    parse_valid_days,
+    step_after,
+    terms_button_answer,
+    terms_prompt,
+    terms_text,
+)
+from handlers.admin.form_nav import ask_again, form_press, not_text_hint, step_name, typed_answer_step
+from handlers.admin.menu import back_button, guard
 from handlers.forms import RewardForm
 from handlers.member.coupons import money
 from models import Community, CouponKind
@@ -41,7 +53,6 @@ router = Router(name=__name__)
 STEPS = (RewardForm.title, RewardForm.cost, RewardForm.kind, RewardForm.value, RewardForm.cap, RewardForm.min_spend,
          RewardForm.valid_days, RewardForm.preview)
 BUTTON_STEPS = {RewardForm.kind.state, RewardForm.preview.state}
-VALID_DAYS_MAX = 3650
 # Stand-ins for the fields not answered yet, so `check_reward` judges only what was typed so far.
 _PLACEHOLDER = {"title": "-", "cost": 1, "kind": CouponKind.FIXED.value, "value": 1, "cap": None, "min_spend": 0,
                 "valid_days": None}
@@ -49,11 +60,6 @@ _PLACEHOLDER = {"title": "-", "cost": 1, "kind": CouponKind.FIXED.value, "value"
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _steps(data: dict) -> list[str]:
-    """The form's steps for this reward: a cap only makes sense for a percentage."""
-    return [s.state for s in STEPS if s is not RewardForm.cap or data.get("kind") == CouponKind.PERCENT]
 
 
 def _draft(data: dict) -> points.RewardDraft:
@@ -91,7 +97,7 @@ async def list_view(session: AsyncSession, community: Community) -> tuple[str, I
 def reward_view(reward: PointsReward, community: Community) -> tuple[str, InlineKeyboardMarkup]:
     cid = community.id
     text = "\n".join([f"<b>{escape(reward.title)}</b>", _("Costs {cost} points.").format(cost=reward.cost),
-                      _("Coupon: {terms}").format(terms=terms_text(reward, community.currency))])
+                      coupon_line(reward, community.currency)])
     rows = [[_action(_("✏️ Edit"), CheckinOp.REWARD_EDIT, cid, reward.id),
              _action(_("🗑 Delete"), CheckinOp.REWARD_DELETE, cid, reward.id)],
             [_action(_("« Back"), CheckinOp.REWARDS, cid)]]
@@ -126,35 +132,22 @@ def preview_text(data: dict) -> str:
         head = _("<b>New reward</b> — check and save")
     return "\n".join([head, _("Title: {title}").format(title=escape(data["title"])),
                       _("Costs {cost} points.").format(cost=data["cost"]),
-                      _("Coupon: {terms}").format(terms=terms_text(_draft(data), data["currency"]))])
+                      coupon_line(_draft(data), data["currency"])])
 
 
 def prompt(step: str, data: dict) -> tuple[str, InlineKeyboardMarkup]:
-    currency = data["currency"]
+    key = step_name(step)
+    terms = terms_prompt(key, data, lambda text, op: form_button(text, op, step), CheckinFormOp)
     extra: list[list[InlineKeyboardButton]] = []
-    if step == RewardForm.title.state:
+    if terms is not None:
+        text, extra = terms
+    elif key == "title":
         text = _("The reward's title, as members see it in /points (up to {max} characters)?").format(
             max=points.REWARD_TITLE_MAX)
-    elif step == RewardForm.cost.state:
+    elif key == "cost":
         text = _("How many points does it cost? Send a whole number from 1 to {max}.").format(
             max=points.REWARD_COST_MAX)
-    elif step == RewardForm.kind.state:
-        text = _("The coupon it gives: a fixed amount off, or a percentage?")
-        extra = [[form_button(_("Fixed amount"), CheckinFormOp.FIXED, step),
-                  form_button(_("Percent"), CheckinFormOp.PERCENT, step)]]
-    elif step == RewardForm.value.state:
-        if data.get("kind") == CouponKind.PERCENT:
-            text = _("How many percent off? Send a whole number from 1 to 100.")
-        else:
-            text = _("How much off? Send an amount in {currency}, for example 5 or 12.50.").format(currency=currency)
-    elif step == RewardForm.cap.state:
-        text = _("The most it takes off, in {currency}? Send an amount, or Skip for no cap.").format(currency=currency)
-        extra = [[form_button(_("Skip"), CheckinFormOp.SKIP, step)]]
-    elif step == RewardForm.min_spend.state:
-        text = _("Minimum spend for the coupon to work, in {currency}? Send an amount, or Skip for none.").format(
-            currency=currency)
-        extra = [[form_button(_("Skip"), CheckinFormOp.SKIP, step)]]
-    elif step == RewardForm.valid_days.state:
+    elif key == "valid_days":
         text = _("For how many days after redeeming is the coupon valid? Send a whole number from 1 to {max}, or Skip: "
                  "it never expires.").format(max=VALID_DAYS_MAX)
         extra = [[form_button(_("Skip"), CheckinFormOp.SKIP, step)]]
@@ -172,11 +165,6 @@ async def _go(state: FSMContext, step: str, data: dict) -> tuple[str, InlineKeyb
     await state.set_state(step)
     await state.set_data(data)
     return prompt(step, data)
-
-
-def _after(step: str, data: dict) -> str:
-    steps = _steps(data)
-    return steps[steps.index(step) + 1]
 
 
 def _reward_data(reward: PointsReward) -> dict:
@@ -241,21 +229,14 @@ async def on_rewards(query: CallbackQuery, callback_data: CheckinAdmin, session:
 @router.callback_query(CheckinFormNav.filter(), StateFilter(RewardForm))
 async def on_form_button(query: CallbackQuery, callback_data: CheckinFormNav, session: AsyncSession, actor: Actor,
                          state: FSMContext) -> None:
-    found = await open_form(query, state, callback_data, RewardForm)
-    if found is None:
+    pressed = await form_press(query, callback_data, session, actor, state, RewardForm)
+    if pressed is None:
         return
-    current, data = found
+    current, data, community = pressed
     op = callback_data.op
-    if op is CheckinFormOp.CANCEL:
-        await cancel_form(query, state)
-        return
-    community = await guard(query, session, actor, data["community_id"])
-    if community is None:
-        await state.clear()
-        return
     if op is CheckinFormOp.BACK:
         await query.answer()
-        steps = _steps(data)
+        steps = form_steps(STEPS, data)
         if current == steps[0]:
             await state.clear()
             await edit_or_send(query.message, *await _back_to_catalogue(session, community, data))
@@ -271,20 +252,14 @@ async def on_form_button(query: CallbackQuery, callback_data: CheckinFormNav, se
         return
     data.update(changes)
     await query.answer()
-    await edit_or_send(query.message, *await _go(state, _after(current, data), data))
+    await edit_or_send(query.message, *await _go(state, step_after(STEPS, current, data), data))
 
 
 def _button_answer(op: CheckinFormOp, step: str, data: dict) -> dict | None:
     """What a button answers at this step, or None when the button does not belong to it."""
     if op is CheckinFormOp.KEEP:
         return {} if _value_shown(step, data) is not None else None
-    if step == RewardForm.kind.state and op in (CheckinFormOp.FIXED, CheckinFormOp.PERCENT):
-        kind = CouponKind.FIXED if op is CheckinFormOp.FIXED else CouponKind.PERCENT
-        # A new kind makes the old value meaningless (5.00 off is not 500% off): it is asked again.
-        return {} if data.get("kind") == kind else {"kind": kind.value, "value": None, "cap": None}
-    skips = {RewardForm.cap.state: {"cap": None}, RewardForm.min_spend.state: {"min_spend": 0},
-             RewardForm.valid_days.state: {"valid_days": None}}
-    return skips.get(step) if op is CheckinFormOp.SKIP else None
+    return terms_button_answer(step_name(step), op, CheckinFormOp, data)
 
 
 async def _back_to_catalogue(session: AsyncSession, community: Community,
@@ -328,51 +303,36 @@ async def _save(query: CallbackQuery, session: AsyncSession, actor: Actor, state
 @router.message(StateFilter(RewardForm), F.chat.type == "private", ~F.text, SENT_BY_PERSON)
 async def on_form_not_text(message: Message, state: FSMContext) -> None:
     current = await state.get_state()
-    text, markup = prompt(current, await state.get_data())
-    hint = _("Please choose with the buttons.") if current in BUTTON_STEPS else _("Please answer with text.")
-    await message.answer(hint + "\n\n" + text, reply_markup=markup)
+    await ask_again(message, not_text_hint(current in BUTTON_STEPS), prompt(current, await state.get_data()))
 
 
 @router.message(StateFilter(RewardForm), F.chat.type == "private", F.text, ~F.text.startswith("/"))
 async def on_form_answer(message: Message, session: AsyncSession, actor: Actor, state: FSMContext) -> None:
-    current, data = await state.get_state(), await state.get_data()
-    community = await form_guard(message, session, actor, state)
-    if community is None:
+    answered = await typed_answer_step(message, session, actor, state, BUTTON_STEPS, prompt)
+    if answered is None:
         return
-    if current in BUTTON_STEPS:
-        text, markup = prompt(current, data)
-        await message.answer(_("Please choose with the buttons.") + "\n\n" + text, reply_markup=markup)
-        return
+    current, data, community = answered
     try:
         changes = _typed_answer(current, data, message.text, community.currency)
         points.check_reward(_draft(data | changes))
     except DomainError as err:
-        text, markup = prompt(current, data)
-        await message.answer(error_text(err, currency=community.currency) + "\n\n" + text, reply_markup=markup)
+        await ask_again(message, error_text(err, currency=community.currency), prompt(current, data))
         return
     data.update(changes)
-    text, markup = await _go(state, _after(current, data), data)
+    text, markup = await _go(state, step_after(STEPS, current, data), data)
     await message.answer(text, reply_markup=markup)
 
 
 def _typed_answer(step: str, data: dict, raw: str, currency: str) -> dict:
     """Parse one typed answer into form data, or raise the DomainError that says what is wrong."""
-    if step == RewardForm.title.state:
+    key = step_name(step)
+    if key == "title":
         return {"title": " ".join(raw.split())}
-    if step == RewardForm.cost.state:
+    if key == "cost":
         cost = whole_number(raw.strip())
         if cost is None:
             raise DomainError("points_reward_cost_range", min=1, max=points.REWARD_COST_MAX)
         return {"cost": cost}
-    if step == RewardForm.value.state:
-        if data.get("kind") == CouponKind.PERCENT:
-            return {"value": coupons.parse_percent(raw)}
-        return {"value": parse_money(raw, currency)}
-    if step == RewardForm.cap.state:
-        return {"cap": parse_money(raw, currency)}
-    if step == RewardForm.min_spend.state:
-        return {"min_spend": parse_money(raw, currency)}
-    days = whole_number(raw.strip())
-    if days is None:
-        raise DomainError("points_reward_valid_days", min=1, max=VALID_DAYS_MAX)
-    return {"valid_days": days}
+    if key in AMOUNT_STEPS:
+        return parse_amount(key, raw, kind=data.get("kind"), currency=currency)
+    return parse_valid_days(raw, "points_reward_valid_days")

@@ -21,13 +21,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.core.localtime import local_time
 from bot.services import coupons, users
 from bot.services.errors import DomainError
-from bot.services.money import parse_money
 from bot.telegram.middlewares.actor import Actor
 from bot.telegram.update_types import SENT_BY_PERSON
 from bot.views.errors_text import error_text
 from bot.views.keyboards import AdminNav, CouponAdmin, CouponOp, Section
 from bot.views.render import edit_or_send
-from handlers.admin.menu import back_button, form_guard, guard
+from handlers.admin.coupon_terms import AMOUNT_STEPS, parse_amount, terms_prompt
+from handlers.admin.form_nav import ask_again, not_text_hint, step_name, typed_answer_step
+from handlers.admin.menu import back_button, guard
 from handlers.forms import CouponForm
 from handlers.member.coupons import expiry_text, min_spend_text, money, value_text
 from models import Community, User
@@ -50,10 +51,6 @@ def _now() -> datetime:
 def _steps(data: dict) -> list[str]:
     """The form's steps for this coupon: a cap only makes sense for a percentage."""
     return [s.state for s in STEPS if s is not CouponForm.cap or data.get("kind") == CouponKind.PERCENT]
-
-
-def _step_name(state: str) -> str:
-    return state.split(":", 1)[1]
 
 
 # --- the list -------------------------------------------------------------------------------------
@@ -98,7 +95,7 @@ async def list_view(session: AsyncSession, community: Community) -> tuple[str, I
 # --- the form's prompts ---------------------------------------------------------------------------
 
 def _button(text: str, op: CouponOp, step: str) -> InlineKeyboardButton:
-    return InlineKeyboardButton(text=text, callback_data=CouponAdmin(op=op, step=_step_name(step)).pack())
+    return InlineKeyboardButton(text=text, callback_data=CouponAdmin(op=op, step=step_name(step)).pack())
 
 
 def preview_text(data: dict) -> str:
@@ -116,22 +113,12 @@ def preview_text(data: dict) -> str:
 
 
 def prompt(step: str, data: dict) -> tuple[str, InlineKeyboardMarkup]:
-    currency = data.get("currency", "")
     extra: list[list[InlineKeyboardButton]] = []
     if step == CouponForm.kind.state:
         text = _("New coupon: a fixed amount off, or a percentage?")
         extra = [[_button(_("Fixed amount"), CouponOp.FIXED, step), _button(_("Percent"), CouponOp.PERCENT, step)]]
-    elif step == CouponForm.value.state:
-        if data.get("kind") == CouponKind.PERCENT:
-            text = _("How many percent off? Send a whole number from 1 to 100.")
-        else:
-            text = _("How much off? Send an amount in {currency}, for example 5 or 12.50.").format(currency=currency)
-    elif step == CouponForm.cap.state:
-        text = _("The most it takes off, in {currency}? Send an amount, or Skip for no cap.").format(currency=currency)
-        extra = [[_button(_("Skip"), CouponOp.SKIP, step)]]
-    elif step == CouponForm.min_spend.state:
-        text = _("Minimum spend for the coupon to work, in {currency}? Send an amount, or Skip for none.").format(currency=currency)
-        extra = [[_button(_("Skip"), CouponOp.SKIP, step)]]
+    elif (terms := terms_prompt(step_name(step), data, lambda text, op: _button(text, op, step), CouponOp)) is not None:
+        text, extra = terms
     elif step == CouponForm.expiry.state:
         text = _("When does it expire? Send a number of days (for example 7) or a date as YYYY-MM-DD; it works until the end "
                  "of that day, {tz} time. Skip: it never expires.").format(tz=data.get("tz", ""))
@@ -196,7 +183,7 @@ async def on_form_button(query: CallbackQuery, callback_data: CouponAdmin, sessi
         await query.answer(_("This form is no longer open."))
         await edit_or_send(query.message, _("This form is no longer open. Send /admin to start again."))
         return
-    if _step_name(current) != callback_data.step:
+    if step_name(current) != callback_data.step:
         await query.answer(_("This button is no longer valid."), show_alert=True)
         return
     community = await guard(query, session, actor, data["community_id"])
@@ -276,26 +263,19 @@ async def _save(query: CallbackQuery, session: AsyncSession, actor: Actor, state
 @router.message(StateFilter(CouponForm), F.chat.type == "private", ~F.text, SENT_BY_PERSON)
 async def on_form_not_text(message: Message, state: FSMContext) -> None:
     current = await state.get_state()
-    text, markup = prompt(current, await state.get_data())
-    hint = _("Please choose with the buttons.") if current in BUTTON_STEPS else _("Please answer with text.")
-    await message.answer(hint + "\n\n" + text, reply_markup=markup)
+    await ask_again(message, not_text_hint(current in BUTTON_STEPS), prompt(current, await state.get_data()))
 
 
 @router.message(StateFilter(CouponForm), F.chat.type == "private", F.text, ~F.text.startswith("/"))
 async def on_form_answer(message: Message, session: AsyncSession, actor: Actor, state: FSMContext) -> None:
-    current, data = await state.get_state(), await state.get_data()
-    community = await form_guard(message, session, actor, state)
-    if community is None:
+    answered = await typed_answer_step(message, session, actor, state, BUTTON_STEPS, prompt)
+    if answered is None:
         return
-    if current in BUTTON_STEPS:
-        text, markup = prompt(current, data)
-        await message.answer(_("Please choose with the buttons.") + "\n\n" + text, reply_markup=markup)
-        return
+    current, data, community = answered
     try:
         changes = await _typed_answer(session, community, current, data, message.text, message.date)
     except DomainError as err:
-        text, markup = prompt(current, data)
-        await message.answer(error_text(err, currency=community.currency) + "\n\n" + text, reply_markup=markup)
+        await ask_again(message, error_text(err, currency=community.currency), prompt(current, data))
         return
     data.update(changes)
     text, markup = await _go(state, _after(current, data), data)
@@ -304,21 +284,8 @@ async def on_form_answer(message: Message, session: AsyncSession, actor: Actor, 
 
 async def _typed_answer(session: AsyncSession, community: Community, step: str, data: dict, raw: str, now: datetime) -> dict:
     """Parse one typed answer into form data, or raise the DomainError that says what is wrong."""
-    currency = community.currency
-    if step == CouponForm.value.state:
-        if data.get("kind") == CouponKind.PERCENT:
-            return {"value": coupons.parse_percent(raw)}
-        amount = parse_money(raw, currency)
-        if amount <= 0:
-            raise DomainError("coupon_value_zero")
-        return {"value": amount}
-    if step == CouponForm.cap.state:
-        amount = parse_money(raw, currency)
-        if amount <= 0:
-            raise DomainError("coupon_value_zero")
-        return {"cap": amount}
-    if step == CouponForm.min_spend.state:
-        return {"min_spend": parse_money(raw, currency)}
+    if step_name(step) in AMOUNT_STEPS:
+        return parse_amount(step_name(step), raw, kind=data.get("kind"), currency=community.currency)
     if step == CouponForm.expiry.state:
         return {"expires_at": coupons.parse_expiry(raw, tz=community.timezone, now=now).isoformat()}
     if step == CouponForm.owner.state:

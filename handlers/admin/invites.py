@@ -50,7 +50,9 @@ from bot.views.keyboards import (
     Section,
 )
 from bot.views.render import edit_or_send
-from handlers.admin.checkin import cancel_form, on_off, open_form, step_name, terms_text
+from handlers.admin.checkin import on_off
+from handlers.admin.coupon_terms import terms_text
+from handlers.admin.form_nav import ask_again, form_press, step_name
 from handlers.admin.menu import back_button, form_guard, guard
 from handlers.forms import InviteChainForm, InviteCouponForm, InviteSettingsForm
 from models import Community
@@ -354,17 +356,10 @@ async def on_level(query: CallbackQuery, callback_data: InviteAdmin, session: As
 @router.callback_query(InviteFormNav.filter(), StateFilter(InviteSettingsForm))
 async def on_form_button(query: CallbackQuery, callback_data: InviteFormNav, session: AsyncSession, actor: Actor,
                          state: FSMContext) -> None:
-    found = await open_form(query, state, callback_data, InviteSettingsForm)
-    if found is None:
+    pressed = await form_press(query, callback_data, session, actor, state, InviteSettingsForm)
+    if pressed is None:
         return
-    _current, data = found
-    if callback_data.op is InviteFormOp.CANCEL:
-        await cancel_form(query, state)
-        return
-    community = await guard(query, session, actor, data["community_id"])
-    if community is None:
-        await state.clear()
-        return
+    _current, data, community = pressed
     if callback_data.op is InviteFormOp.BACK:
         await state.clear()
         await query.answer()
@@ -384,8 +379,7 @@ async def on_stale_form_button(query: CallbackQuery) -> None:
 
 @router.message(StateFilter(InviteSettingsForm), F.chat.type == "private", ~F.text, SENT_BY_PERSON)
 async def on_form_not_text(message: Message, state: FSMContext) -> None:
-    text, markup = prompt(await state.get_state(), await state.get_data())
-    await message.answer(_("Please answer with text.") + "\n\n" + text, reply_markup=markup)
+    await ask_again(message, _("Please answer with text."), prompt(await state.get_state(), await state.get_data()))
 
 
 @router.message(StateFilter(InviteSettingsForm), F.chat.type == "private", F.text, ~F.text.startswith("/"))
@@ -402,8 +396,7 @@ async def on_form_answer(message: Message, session: AsyncSession, actor: Actor, 
         else:
             await save(session, community, actor, **{key: parse_option_number(key, message.text)})
     except DomainError as err:
-        text, markup = prompt(current, data)
-        await message.answer(error_text(err) + "\n\n" + text, reply_markup=markup)
+        await ask_again(message, error_text(err), prompt(current, data))
         return
     await state.clear()
     text, markup = await after_form(session, community, data)

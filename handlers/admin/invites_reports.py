@@ -14,13 +14,7 @@ from html import escape
 from aiogram import F, Router
 from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
-from aiogram.types import (
-    BufferedInputFile,
-    CallbackQuery,
-    InlineKeyboardMarkup,
-    Message,
-    MessageOriginUser,
-)
+from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -34,7 +28,7 @@ from bot.views.errors_text import error_text
 from bot.views.invite_admin import csv_header, flags_text, label, person
 from bot.views.keyboards import InviteAdmin, InviteFormNav, InviteFormOp, InviteOp, Section
 from bot.views.render import edit_or_send
-from handlers.admin.checkin import cancel_form, open_form
+from handlers.admin.form_nav import ask_again, form_press, forwarded_sender
 from handlers.admin.invites import action, form_nav_row, main_view
 from handlers.admin.menu import back_button, form_guard, guard
 from handlers.forms import InviteChainForm
@@ -170,17 +164,10 @@ async def on_chain(query: CallbackQuery, callback_data: InviteAdmin, session: As
 @router.callback_query(InviteFormNav.filter(), StateFilter(InviteChainForm))
 async def on_form_button(query: CallbackQuery, callback_data: InviteFormNav, session: AsyncSession, actor: Actor,
                          state: FSMContext) -> None:
-    found = await open_form(query, state, callback_data, InviteChainForm)
-    if found is None:
+    pressed = await form_press(query, callback_data, session, actor, state, InviteChainForm)
+    if pressed is None:
         return
-    _current, data = found
-    if callback_data.op is InviteFormOp.CANCEL:
-        await cancel_form(query, state)
-        return
-    community = await guard(query, session, actor, data["community_id"])
-    if community is None:
-        await state.clear()
-        return
+    community = pressed[2]
     if callback_data.op is not InviteFormOp.BACK:
         await query.answer(_("This button is no longer valid."), show_alert=True)
         return
@@ -191,19 +178,14 @@ async def on_form_button(query: CallbackQuery, callback_data: InviteFormNav, ses
 
 @router.message(StateFilter(InviteChainForm), F.chat.type == "private", F.forward_origin)
 async def on_forwarded_member(message: Message, session: AsyncSession, actor: Actor, state: FSMContext) -> None:
-    origin = message.forward_origin
-    if not isinstance(origin, MessageOriginUser):
-        text, markup = chain_prompt(await state.get_state())
-        await message.answer(_("That forward does not show who wrote it (their privacy settings hide it). Send their "
-                               "@username or numeric Telegram id instead.") + "\n\n" + text, reply_markup=markup)
-        return
-    await _answer(message, session, actor, state, str(origin.sender_user.id))
+    raw = await forwarded_sender(message, chain_prompt(await state.get_state()))
+    if raw is not None:
+        await _answer(message, session, actor, state, raw)
 
 
 @router.message(StateFilter(InviteChainForm), F.chat.type == "private", ~F.text, SENT_BY_PERSON)
 async def on_form_not_text(message: Message, state: FSMContext) -> None:
-    text, markup = chain_prompt(await state.get_state())
-    await message.answer(_("Please answer with text.") + "\n\n" + text, reply_markup=markup)
+    await ask_again(message, _("Please answer with text."), chain_prompt(await state.get_state()))
 
 
 @router.message(StateFilter(InviteChainForm), F.chat.type == "private", F.text, ~F.text.startswith("/"))
@@ -219,8 +201,7 @@ async def _answer(message: Message, session: AsyncSession, actor: Actor, state: 
     try:
         user = await invite_chain.find_person(session, community_id=community.id, raw=raw)
     except DomainError as err:
-        text, markup = chain_prompt(current)
-        await message.answer(error_text(err) + "\n\n" + text, reply_markup=markup)
+        await ask_again(message, error_text(err), chain_prompt(current))
         return
     await state.clear()
     text, markup = await chain_view(session, community, user)
