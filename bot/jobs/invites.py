@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.core.locales import resolve_locale
 from bot.jobs.registry import job
-from bot.services import invite_notices, invite_rewards
+from bot.services import invite_rewards
 from bot.telegram.context import BotContext
-from bot.views.invite_member import reward_notice
+from bot.views.invite_notices import tell_rewarded
 
 
 @job("qualify_invites", "Qualify invites whose invitees stayed, reward their inviters (two levels at most), tell them",
@@ -24,9 +23,6 @@ from bot.views.invite_member import reward_notice
 async def qualify_invites(ctx: BotContext, now: datetime) -> str:
     async with ctx.sessions() as session:
         report = await invite_rewards.qualify_due(session, as_of=now)
-        notices = await invite_notices.reward_notices(session, grants=report.grants)
-    for notice in notices:
-        locale = resolve_locale(notice.user, notice.community, notice.community.default_locale)
-        ctx.sender.send_message(notice.user.id, reward_notice(notice, locale), durable=True)
+        told = await tell_rewarded(session, ctx.sender, report.grants)
     return (f"{report.qualified} qualified, {report.rewarded} rewarded, {report.points} points, "
-            f"{report.coupons} coupons, {len(notices)} told")
+            f"{report.coupons} coupons, {told} told")

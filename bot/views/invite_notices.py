@@ -1,6 +1,7 @@
 """Telling the leaders that members want invite links and which right the bot lacks to make them:
 once a week at most per community, in each leader's language, durable (the member's /invite that
-caused it is acknowledged before it leaves)."""
+caused it is acknowledged before it leaves); and telling inviters what their rewarded invites
+earned, whether the qualification job or a leader's approval rewarded them."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.i18n import translate
 from bot.core.locales import resolve_locale
-from bot.services import job_marks, order_reports
+from bot.services import invite_notices, job_marks, order_reports
+from bot.services.invite_rewards import Grant
 from bot.telegram.sender import Sender
+from bot.views.invite_member import reward_notice
 from models import Community
 
 MARK = "invite_right"
@@ -43,3 +46,12 @@ async def tell_leaders_right(session: AsyncSession, sender: Sender, community: C
         locale = resolve_locale(leader, community, community.default_locale)
         sender.send_message(leader.id, right_text(community, locale), durable=True)
     return True
+
+
+async def tell_rewarded(session: AsyncSession, sender: Sender, grants: list[Grant]) -> int:
+    """One private message per rewarded inviter and group, to those the bot may write to; how many."""
+    notices = await invite_notices.reward_notices(session, grants=grants)
+    for notice in notices:
+        locale = resolve_locale(notice.user, notice.community, notice.community.default_locale)
+        sender.send_message(notice.user.id, reward_notice(notice, locale), durable=True)
+    return len(notices)

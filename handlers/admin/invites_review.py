@@ -21,8 +21,10 @@ from bot.core.localtime import local_time
 from bot.services import invites
 from bot.services.errors import DomainError
 from bot.telegram.middlewares.actor import Actor
+from bot.telegram.sender import Sender
 from bot.views.errors_text import error_text
 from bot.views.invite_admin import flags_text, label, person
+from bot.views.invite_notices import tell_rewarded
 from bot.views.keyboards import InviteAdmin, InviteOp, InviteReview, InviteReviewOp, Section
 from bot.views.render import edit_or_send
 from handlers.admin.menu import back_button, guard
@@ -91,7 +93,8 @@ async def on_review(query: CallbackQuery, callback_data: InviteAdmin, session: A
 
 
 @router.callback_query(InviteReview.filter())
-async def on_decision(query: CallbackQuery, callback_data: InviteReview, session: AsyncSession, actor: Actor) -> None:
+async def on_decision(query: CallbackQuery, callback_data: InviteReview, session: AsyncSession, actor: Actor,
+                      sender: Sender) -> None:
     community = await guard(query, session, actor, callback_data.community_id)
     if community is None:
         return
@@ -106,6 +109,7 @@ async def on_decision(query: CallbackQuery, callback_data: InviteReview, session
             await query.answer(_("Rejected: it will never be rewarded."))
         elif done.grants:
             await query.answer(_("Approved: the rewards were given."))
+            await tell_rewarded(session, sender, done.grants)
         else:
             await query.answer(_("Approved: nothing was due, so nobody was rewarded."))
     await edit_or_send(query.message, *await review_view(session, community, callback_data.page))

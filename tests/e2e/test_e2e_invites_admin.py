@@ -527,9 +527,13 @@ async def test_review_approve_and_reject_once_each_whoever_presses(e2e: E2E) -> 
     assert e2e.last_msg(alice).buttons == [[en("✅ Approve {n}", n=n), en("❌ Reject {n}", n=n)] for n in (1, 2, 3)] + [
         [en("« Back")]]
 
-    # Approve: rewarded now, once, audited.
+    # Approve: rewarded now, once, audited, and the inviter told as the qualification job tells them.
+    await e2e.act(lambda: emu.send(bob, None, "/start"))
     assert e2e.answer(await e2e.press(alice, en("✅ Approve {n}", n=1))).text == en(APPROVED)
+    await e2e.settle()
     assert await ledger(e2e, cid, bob) == [(f"referral:{held_dan.id}", 10)]
+    told = [m.visible for m in emu.bot_messages(bob) if "Green Valley" in m.visible]
+    assert len(told) == 1 and told[0].startswith("🎉"), told
     done = await referral(e2e, held_dan.id)
     assert (done.state, done.reviewed_by) == ("rewarded", alice.id)
     [logged] = await e2e.audit(cid, "invites.approve")
