@@ -126,6 +126,10 @@ def test_compose_caddy_and_env_agree():
     assert bot["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
     for copied in ("bot", "handlers", "models", "migrations", "locales"):
         assert f"COPY {copied} {copied}" in dockerfile and (ROOT / copied).is_dir()
+    # The activity journal lives on a named volume the workers share, writable by the image's user.
+    journal = given["JOURNAL_DIR"]
+    assert f"journal:{journal}" in bot["volumes"] and "journal" in compose["volumes"]
+    assert f"chown bot data {journal}" in dockerfile
 
 
 async def test_compose_workers_start_and_answer(emu, processes, tmp_path, db_url, redis_url):
