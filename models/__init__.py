@@ -1,6 +1,5 @@
 """SQLModel tables. Importing this package registers every table on SQLModel.metadata."""
 
-from models.activity_day import ActivityDay
 from models.audit import AuditLog
 from models.checkin import CheckIn, CheckInKind
 from models.checkin_card import CheckinCard, CheckinChat, CheckinNotice
@@ -33,6 +32,5 @@ __all__ = [
     "CheckIn", "CheckInKind", "PointsAccount", "PointsEntry", "PointsReason", "PointsReward",
     "OutboxMessage",
     "CheckinCard", "CheckinChat", "CheckinNotice",
-    "ActivityDay",
     "InviteCode", "InviteIntent", "InviteLink", "Referral", "ReferralFlag", "ReferralState", "Via",
 ]

@@ -5,30 +5,22 @@ database the bottleneck. The tracker keeps the latest sighting per (chat, user) 
 them every few seconds (and at shutdown) with a handful of multi-row upserts. Until a flush has
 committed them, sightings are also in a journal on local disk (bot/services/activity_journal.py),
 which the next start, or a peer on the same host, counts when the process was killed.
-
-Each sighting also counts for the member's community-local day (models.ActivityDay): the buffer
-keeps counts per 15-minute slot of UTC (bot/services/activity_days.py), and the flush turns slots
-into days in the community's timezone, read with its id and read again every few minutes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from functools import cache
 from typing import NamedTuple
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services import activity_days
-from bot.services.activity_days import EPOCH, SLOT, SLOT_SECONDS, UTC, slot_day, slot_start, zone
 from bot.services.activity_journal import ActivityJournal
 from bot.services.upsert import insert_for, insert_rows, rows_params
 from bot.services.users import Profile
@@ -40,9 +32,6 @@ log = logging.getLogger(__name__)
 PROFILE_CACHE_SIZE = 200_000
 # How often a running bot looks for the journal of a process on this host that died (a peer worker).
 SWEEP_SECONDS = 5.0
-# How long communities' ids and timezones are trusted: a timezone changed by a leader counts for
-# the days of sightings flushed after that (days already written keep theirs).
-COMMUNITY_CACHE_SECONDS = 300.0
 
 
 class Sighting(NamedTuple):
@@ -78,20 +67,6 @@ class _Sighting:
     first_at: datetime
     last_at: datetime
     count: int
-    # slot of UTC (activity_days.SLOT_SECONDS) -> [messages, first_at, last_at]
-    slots: dict[int, list]
-
-    def merge(self, other: _Sighting) -> None:
-        self.count += other.count
-        self.first_at = min(self.first_at, other.first_at)
-        self.last_at = max(self.last_at, other.last_at)
-        for slot, (n, first, last) in other.slots.items():
-            mine = self.slots.get(slot)
-            if mine is None:
-                self.slots[slot] = [n, first, last]
-            else:
-                mine[0] += n
-                mine[1], mine[2] = min(mine[1], first), max(mine[2], last)
 
 
 _USER_COLUMNS = ("id", "first_name", "last_name", "username", "language_code", "created_at", "updated_at")
@@ -137,9 +112,6 @@ class ActivityTracker:
         self._journal = journal
         self._buffer: dict[tuple[int, int], _Sighting] = {}
         self._community_ids: dict[int, int] = {}
-        self._zones: dict[int, ZoneInfo] = {}  # by chat id, read with the community's id
-        self._communities_read = time.monotonic()
-        self._slot = (EPOCH, EPOCH, 0)  # the last sighting's slot of UTC: [start, end), number
         # Profiles already written unchanged: skipping them keeps steady chatter at zero user writes.
         self._written: OrderedDict[int, Profile] = OrderedDict()
         self._lock = asyncio.Lock()
@@ -162,29 +134,15 @@ class ActivityTracker:
     def _add(self, chat_id: int, chat_title: str, profile: Profile, at: datetime, messages: int) -> None:
         key = (chat_id, profile.id)
         seen = self._buffer.get(key)
-        start, end, slot = self._slot
-        if not start <= at < end:  # datetime.timestamp() would cost most of this method's time
-            slot = int(at.timestamp() // SLOT_SECONDS)
-            start = slot_start(slot)
-            self._slot = start, start + SLOT, slot
         if seen is None:
-            self._buffer[key] = _Sighting(profile, chat_title, at, at, messages, {slot: [messages, at, at]})
-            return
-        seen.profile, seen.count = profile, seen.count + messages
-        # Updates arrive out of order (concurrent handlers, late deliveries): keep the span.
-        if at > seen.last_at:
-            seen.last_at = at
-        elif at < seen.first_at:
-            seen.first_at = at
-        counts = seen.slots.get(slot)
-        if counts is None:
-            seen.slots[slot] = [messages, at, at]
-            return
-        counts[0] += messages
-        if at > counts[2]:
-            counts[2] = at
-        elif at < counts[1]:
-            counts[1] = at
+            self._buffer[key] = _Sighting(profile, chat_title, at, at, messages)
+        else:
+            seen.profile, seen.count = profile, seen.count + messages
+            # Updates arrive out of order (concurrent handlers, late deliveries): keep the span.
+            if at > seen.last_at:
+                seen.last_at = at
+            elif at < seen.first_at:
+                seen.first_at = at
 
     async def forget_user(self, user_id: int) -> None:
         """Drop anything buffered for a user who is being erased, and journal that their earlier
@@ -229,7 +187,9 @@ class ActivityTracker:
                     if newer is None:
                         self._buffer[key] = seen
                     else:
-                        newer.merge(seen)
+                        newer.count += seen.count
+                        newer.first_at = min(newer.first_at, seen.first_at)
+                        newer.last_at = max(newer.last_at, seen.last_at)
                 # The journal keeps what was sealed: the next flush holds it again and removes it.
                 raise
             if journaled:
@@ -289,39 +249,13 @@ class ActivityTracker:
         ]
         if member_rows:
             await session.execute(_members_upsert(dialect), rows_params(dialect, _MEMBER_COLUMNS, member_rows))
-            day_rows = self._day_rows(batch, communities)
-            await session.execute(activity_days.rows_upsert(dialect),
-                                  rows_params(dialect, activity_days.COLUMNS, day_rows))
         return {uid: seen.profile for uid, seen in users.items()}
 
-    def _day_rows(self, batch: dict[tuple[int, int], _Sighting], communities: dict[int, int]) -> list[dict]:
-        """One row per (community, user, local day), in key order like the members'."""
-        days: dict[tuple[int, int, date], list] = {}
-        for (chat_id, user_id), seen in batch.items():
-            community_id = communities.get(chat_id)
-            if community_id is None:
-                continue
-            tz = self._zones.get(chat_id, UTC)
-            for slot, (n, first, last) in seen.slots.items():
-                key = (community_id, user_id, slot_day(tz, slot))
-                row = days.get(key)
-                if row is None:
-                    days[key] = [n, first, last]
-                else:  # two slots of one day, or two chats folded into one community
-                    row[0] += n
-                    row[1], row[2] = min(row[1], first), max(row[2], last)
-        return [{"community_id": c, "user_id": u, "day": d, "messages": n, "checkins": 0, "orders": 0,
-                 "first_at": first, "last_at": last}
-                for (c, u, d), (n, first, last) in sorted(days.items())]
-
     async def _resolve_communities(self, session: AsyncSession, batch: dict[tuple[int, int], _Sighting]) -> dict[int, int]:
-        if time.monotonic() - self._communities_read > COMMUNITY_CACHE_SECONDS:
-            self._community_ids.clear()
-            self._communities_read = time.monotonic()
         unknown = {chat_id: s.title for (chat_id, _), s in batch.items() if chat_id not in self._community_ids}
         if unknown:
-            self._learn(await session.execute(select(Community.chat_id, Community.id, Community.timezone)
-                                              .where(Community.chat_id.in_(unknown))))
+            rows = await session.execute(select(Community.chat_id, Community.id).where(Community.chat_id.in_(unknown)))
+            self._community_ids.update(dict(rows.all()))
             missing = [c for c in unknown if c not in self._community_ids]
             if missing:
                 # Messages from a group the bot never saw being added to (it was down, or the update
@@ -335,20 +269,14 @@ class ActivityTracker:
                     for c in missing
                 ]).on_conflict_do_nothing(index_elements=["chat_id"])
                 await session.execute(stmt)
-                self._learn(await session.execute(select(Community.chat_id, Community.id, Community.timezone)
-                                                  .where(Community.chat_id.in_(missing))))
+                rows = await session.execute(select(Community.chat_id, Community.id).where(Community.chat_id.in_(missing)))
+                self._community_ids.update(dict(rows.all()))
         return {chat_id: self._community_ids[chat_id] for chat_id, _ in batch if chat_id in self._community_ids}
-
-    def _learn(self, rows) -> None:
-        for chat_id, community_id, tz in rows:
-            self._community_ids[chat_id] = community_id
-            self._zones[chat_id] = zone(tz)
 
     def community_migrated(self, old_chat_id: int, new_chat_id: int) -> None:
         """Forget cached ids for both chats: the placeholder for the new one may have been merged away."""
-        for chat_id in (old_chat_id, new_chat_id):
-            self._community_ids.pop(chat_id, None)
-            self._zones.pop(chat_id, None)
+        self._community_ids.pop(old_chat_id, None)
+        self._community_ids.pop(new_chat_id, None)
 
 
 class ActivityFlusher:

@@ -30,7 +30,7 @@ from sqlalchemy import ColumnElement, and_, bindparam, case, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services import activity_days, members, points
+from bot.services import members, points
 from bot.services.checkin_settings import CheckinSettings, CouponTerms, checkin_settings, local_day
 from bot.services.errors import DomainError
 from bot.services.points import AccountState
@@ -234,7 +234,6 @@ async def check_in(session: AsyncSession, *, community: Community, user_id: int,
     await session.execute(_SAVE_ACCOUNT, {"s_community": community.id, "s_user": user_id, "s_delta": earned + bonus,
                                           "s_streak": streak, "s_best": best, "s_last": day,
                                           "s_freezes": held + new_freezes, "s_now": now})
-    await activity_days.count(session, community=community, user_id=user_id, at=at, checkins=1)
     await session.commit()
     return CheckInResult(CheckInStatus.DONE, day, earned, streak, best, state.balance + earned + bonus,
                          held + new_freezes, next_milestone(settings, streak), tuple(grants), freeze_used,
@@ -317,7 +316,6 @@ async def _late_or_already(session: AsyncSession, community: Community, settings
         community.id, user_id, day, CheckInKind.CHECKIN, rebuilt.streak_of_new, earned, at, now))
     await points.write_entry(session, community_id=community.id, user_id=user_id, delta=earned,
                              reason=PointsReason.CHECKIN, reference=day.isoformat(), now=at)
-    await activity_days.count(session, community=community, user_id=user_id, at=at, checkins=1)
     today = max(local_day(community, now), rebuilt.last_day)
     return await _settle(session, community, settings, user_id, state, rebuilt, freezes, earned, at, now,
                          lambda result: CheckInResult(

@@ -33,7 +33,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.numbers import whole_number
-from bot.services import activity_days, audit, coupons, group_seats, points
+from bot.services import audit, coupons, group_seats, points
 from bot.services.errors import DomainError
 from bot.services.money import precision
 from bot.services.products import mark_cards_stale
@@ -272,7 +272,6 @@ async def place(
         if seat is not None:
             await seat.placed(session, order, now)
         await mark_cards_stale(session, product_id=product_id)
-        await activity_days.count(session, community=community, user_id=user_id, at=now, orders=1)
         await session.commit()
     except DomainError:
         # The same checkout confirmed twice at once: the other attempt made the order while this
