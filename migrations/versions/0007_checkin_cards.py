@@ -1,6 +1,7 @@
-"""check-in cards in groups: checkin_cards (the daily card), checkin_notices (results owed to
-members the bot cannot write to, sent as a digest), checkin_chats (each group's last leaderboard,
-digest and hint)
+"""check-in cards in groups: checkin_cards, checkin_notices (digest), checkin_chats (send times)
+
+The daily card; results owed to members the bot cannot write to, sent as a digest; each group's
+last leaderboard, digest and hint.
 
 Revision ID: 0007
 Revises: 0006

@@ -1,5 +1,7 @@
-"""invites: invite_links (members' links), invite_codes (deep-link codes), invite_intents (an inviter
-named before the join), referrals (how each person came, and what became of the invite)
+"""invites: invite_links, invite_codes, invite_intents, referrals
+
+Members' links; deep-link codes; an inviter named before the join; how each person came, and what
+became of the invite.
 
 Revision ID: 0008
 Revises: 0007
