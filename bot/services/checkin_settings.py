@@ -16,9 +16,9 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.numbers import whole_number
-from bot.services import audit
 from bot.services.coupons import CouponSpec
 from bot.services.errors import DomainError
+from bot.services.feature_settings import update_options
 from models import Community, CouponKind
 
 MILESTONES_MAX = 20
@@ -145,25 +145,9 @@ async def update_checkin_settings(session: AsyncSession, *, community: Community
                                   **changes: object) -> CheckinSettings:
     """Validate and store changed options, with an audit row (`checkin.<option>`) per change, and
     commit. Refused as a whole with `checkin_setting_invalid` (detail: the first problem)."""
-    unknown = set(changes) - set(CheckinSettings.model_fields)
-    if unknown:
-        raise DomainError("checkin_setting_invalid", detail=f"unknown option {sorted(unknown)[0]}")
-    current = checkin_settings(community)
-    try:
-        updated = CheckinSettings.model_validate(current.model_dump() | changes)
-    except ValueError as exc:
-        raise DomainError("checkin_setting_invalid", detail=_problem(exc)) from None
-    before, after = current.model_dump(mode="json"), updated.model_dump(mode="json")
-    diff = [key for key in changes if before[key] != after[key]]
-    if diff:
-        # JSON columns are compared by value: assign a new dict so the change is flushed.
-        community.settings = {**community.settings, "checkin": after}
-        community.updated_at = now
-        for key in diff:
-            audit.record(session, community_id=community.id, actor_id=actor_id, action=f"checkin.{key}",
-                         details={"from": before[key], "to": after[key]}, now=now)
-        await session.commit()
-    return updated
+    return await update_options(session, community=community, section="checkin", current=checkin_settings(community),
+                                changes=changes, actor_id=actor_id, now=now, refusal="checkin_setting_invalid",
+                                problem=_problem)
 
 
 def _problem(exc: ValueError) -> str:

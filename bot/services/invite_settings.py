@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.numbers import whole_number
-from bot.services import audit
 from bot.services.checkin_settings import CouponTerms
 from bot.services.errors import DomainError
+from bot.services.feature_settings import update_options
 from models import Community
 
 # The deepest level of a chain that is ever rewarded. Not an option.
@@ -93,25 +93,9 @@ async def update_invite_settings(session: AsyncSession, *, community: Community,
     commit. Rewards are given as `LevelReward` (or its dict); `level2=None` switches level 2 off.
     Refused as a whole with `invite_setting_invalid` (detail: the first problem), an unknown option
     (a third level, say) included."""
-    unknown = set(changes) - set(InviteSettings.model_fields)
-    if unknown:
-        raise DomainError("invite_setting_invalid", detail=f"unknown option {sorted(unknown)[0]}")
-    current = invite_settings(community)
-    try:
-        updated = InviteSettings.model_validate(current.model_dump() | changes)
-    except ValueError as exc:
-        raise DomainError("invite_setting_invalid", detail=_problem(exc)) from None
-    before, after = current.model_dump(mode="json"), updated.model_dump(mode="json")
-    diff = [key for key in changes if before[key] != after[key]]
-    if diff:
-        # JSON columns are compared by value: assign a new dict so the change is flushed.
-        community.settings = {**community.settings, "invites": after}
-        community.updated_at = now
-        for key in diff:
-            audit.record(session, community_id=community.id, actor_id=actor_id, action=f"invites.{key}",
-                         details={"from": before[key], "to": after[key]}, now=now)
-        await session.commit()
-    return updated
+    return await update_options(session, community=community, section="invites", current=invite_settings(community),
+                                changes=changes, actor_id=actor_id, now=now, refusal="invite_setting_invalid",
+                                problem=_problem)
 
 
 def _problem(exc: ValueError) -> str:
