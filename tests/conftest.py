@@ -101,6 +101,34 @@ def pytest_sessionstart(session) -> None:
         _check_services()
 
 
+# What reaches PostgreSQL or Redis in a test: these fixtures, or the URLs read from the environment.
+_BACKEND_FIXTURES = frozenset({"db_url", "redis_url", "migrated_template"})
+_BACKEND_NAMES = ("TEST_DATABASE_URL", "REDIS_URL", "PG_URL")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """The PostgreSQL + Redis pass runs only the tests those services can change: one that reaches
+    neither (the emulator's own rules, views, catalogs, layering, a bot on a SQLite file it names)
+    behaves exactly as it did in the SQLite pass, and running it twice cost CI minutes, not coverage."""
+    if not (PG_URL or REDIS_URL):
+        return
+    sources: dict[str, bool] = {}
+
+    def reaches_services(item) -> bool:
+        if _BACKEND_FIXTURES & set(getattr(item, "fixturenames", ())):
+            return True
+        path = str(item.path)
+        if path not in sources:
+            text = item.path.read_text() if item.path.suffix == ".py" else ""
+            sources[path] = any(name in text for name in _BACKEND_NAMES)
+        return sources[path]
+
+    same = [item for item in items if not reaches_services(item)]
+    if same:
+        config.hook.pytest_deselected(items=same)
+        items[:] = [item for item in items if reaches_services(item)]
+
+
 def pytest_report_header(config) -> str:
     return f"database: {'PostgreSQL ' + PG_URL if PG_URL else 'SQLite'}; redis: {REDIS_URL or 'in-process'}"
 
