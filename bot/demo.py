@@ -41,6 +41,10 @@ class HumanClock:
     def advance(self) -> None:
         self.offset += 1.0
 
+    def jump_to(self, moment: float) -> None:
+        """A chapter moved its days on: flood windows and throttles have long passed by then."""
+        self.offset = max(self.offset, moment - time.time())
+
 
 class PacedEmulator(TelegramEmulator):
     def __init__(self, *args, human_clock: HumanClock, **kwargs) -> None:
@@ -328,6 +332,7 @@ async def checkins(cast: Cast) -> None:
     def at(day: int, hour: int, minute: int = 0) -> datetime:
         local = datetime.combine(first + timedelta(days=day), time(hour, minute), zone)
         moment["now"] = local.astimezone(timezone.utc)
+        cast.clock.jump_to(moment["now"].timestamp())
         return moment["now"]
 
     # The leader's options (the /admin → Check-in & points menu sets the same) and one reward.
@@ -400,6 +405,7 @@ async def invites(cast: Cast) -> None:
     emu, app, bob, group = cast.emu, cast.app, cast.members[0], cast.group
     start = utcnow() + timedelta(days=5)
     moment = {"now": start}
+    cast.clock.jump_to(start.timestamp())
     wall_clock = emu.clock
     emu.clock = lambda: moment["now"].timestamp()
 
@@ -421,6 +427,7 @@ async def invites(cast: Cast) -> None:
         await join(eli, re.search(r"https://t\.me/\+\S+", private_text(eli)).group(0))
         await cast.say(bob, "/invite")
         moment["now"] = start + timedelta(days=3, minutes=5)
+        cast.clock.jump_to(moment["now"].timestamp())
         await app.run_job("qualify_invites", moment["now"])
         await cast.settle()
         await cast.say(dana, "/top invites", group)
@@ -486,12 +493,17 @@ async def _run(locale: str, out) -> None:
 
 
 def _pace_throttle(app: App, clock: HumanClock) -> None:
+    """The bot's per-user throttle and its sending budget run on the people's clock, as the
+    emulator's flood control does: a chapter that moves its days on leaves the group's minute
+    behind instead of waiting it out (the check-in days waited most of a minute)."""
     from bot.telegram.middlewares.throttle import ThrottleMiddleware
+    from bot.telegram.send_budget import MemoryBudget
 
     for observer in app.dp.observers.values():
         for middleware in observer.middleware:
             if isinstance(middleware, ThrottleMiddleware):
                 middleware.clock = clock
+    app.sender.budget = MemoryBudget(clock=clock)
 
 
 def run_demo(*, locale: str = "en", out=None, verbose: bool = False, log_level: str = "INFO") -> int:
