@@ -90,10 +90,14 @@ async def serve_bot(stats_path: Path) -> None:
     def report() -> None:
         stats_path.write_text(json.dumps({"statements": statements, "cpu": time.process_time()}))
 
-    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, report)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, report)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     try:
         await app.start()
-        await app.feed_polling()
+        await app.poll_until(stop)
     finally:
         await app.stop()
 

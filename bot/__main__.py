@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from datetime import datetime, timezone
 
@@ -12,6 +13,7 @@ from bot.core.logs import setup_logging
 
 EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 1
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,20 +64,28 @@ async def _serve(settings: Settings) -> None:
     from bot.app import App
     from bot.telegram.ops import Health, serve_ops
 
+    # From the first moment, not only once updates flow: a SIGTERM while the bot is starting (taking
+    # over a dead worker's journal, say) must still end in a clean stop, not in the default kill.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
     app = await App.connect(settings)
     health = Health(app.engine, app.redis)
     ops = None
     try:
         # Webhook workers register the webhook and the menus together, once per deploy.
         await app.start(publish_commands=not settings.WEBHOOK_URL)
+        if stop.is_set():
+            return
         if settings.WEBHOOK_URL:
             from bot.telegram.webhook import serve_webhook
 
-            await serve_webhook(app.dp, app.bot, settings, health=health, redis=app.redis)
+            await serve_webhook(app.dp, app.bot, settings, health=health, redis=app.redis, stop=stop)
         else:
             if settings.METRICS_PORT:
                 ops = await serve_ops(settings.HOST, settings.METRICS_PORT, health)
-            await app.feed_polling()
+            await app.poll_until(stop)
     finally:
         await app.stop()
         if ops is not None:

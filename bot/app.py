@@ -145,15 +145,35 @@ class App:
         """One scheduled job, now, as of `at` (`jobs run`, the demo and tests)."""
         return await catalog.run_job(self.context, name, at)
 
-    async def feed_polling(self, *, handle_signals: bool = True) -> None:
+    async def feed_polling(self) -> None:
         await self.bot.delete_webhook(drop_pending_updates=False)
         await self.dp.start_polling(
             self.bot,
             allowed_updates=ALLOWED_UPDATES,
             tasks_concurrency_limit=self.settings.UPDATES_IN_FLIGHT,
-            handle_signals=handle_signals,
+            handle_signals=False,
             close_bot_session=False,
         )
+
+    async def poll_until(self, stop: asyncio.Event) -> None:
+        """Poll until `stop` is set or polling ends by itself; the caller's stop() drains the rest."""
+        task = asyncio.create_task(self.feed_polling())
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if not task.done():
+            await self._end_polling(task)
+        if not task.cancelled():
+            task.result()  # polling's own failure, if it ended by one
+
+    async def _end_polling(self, task: asyncio.Task) -> None:
+        if self.dp._running_lock.locked():
+            await self.dp.stop_polling()
+        else:  # still deleting the webhook: nothing fetched yet
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
     async def drain_updates(self, timeout: float = 15) -> None:
         """Wait for handlers still running after polling stopped (aiogram does not)."""
@@ -208,10 +228,9 @@ class App:
 @asynccontextmanager
 async def polling(app: App) -> AsyncIterator[App]:
     """Run polling in the background for tests and the demo; stop and drain on exit."""
-    task = asyncio.create_task(app.feed_polling(handle_signals=False))
+    task = asyncio.create_task(app.feed_polling())
     try:
         yield app
     finally:
-        await app.dp.stop_polling()
-        await asyncio.gather(task, return_exceptions=True)
+        await app._end_polling(task)
         await app.stop()

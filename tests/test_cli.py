@@ -15,6 +15,7 @@ import signal
 import socket
 import sqlite3
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -421,6 +422,22 @@ async def test_run_polls_survives_restart_and_flushes_activity_on_sigterm(emu, p
 
 
 # ----- webhook mode -------------------------------------------------------------------------------
+
+
+async def test_sigterm_while_starting_is_a_clean_stop(emu, processes, tmp_path):
+    """Telegram holds the bot in its start (a 429 on deleteWebhook, waited out); SIGTERM then must
+    stop it cleanly, as it would once polling runs, not kill it with the default action."""
+    db = tmp_path / "bot.db"
+    env = bot_env(BOT_TOKEN=TOKEN, TELEGRAM_API_URL=emu.url, DATABASE_URL=sqlite_url(db), LOG_LEVEL="INFO")
+    emu.fail_next("deleteWebhook", 429, "Too Many Requests: retry after 20", retry_after=20)
+    bot = await processes(env, tmp_path, "starting")
+    await bot.until(eventually(lambda: emu.calls("deleteWebhook"), START, "deleteWebhook"), START, "the start")
+    started = time.monotonic()
+    code = await bot.stop(signal.SIGTERM, timeout=STOP)
+    assert code == 0, bot.stderr[-4000:]
+    assert time.monotonic() - started < 10, "the stop waited out Telegram's 20 s instead of stopping"
+    assert "Traceback" not in bot.stderr, bot.stderr
+    assert not polling_started(emu)(), "polling started after the SIGTERM"
 
 
 async def test_webhook_mode(emu, processes, tmp_path):

@@ -12,7 +12,6 @@ import asyncio
 import hmac
 import json
 import logging
-import signal
 from urllib.parse import urlparse
 
 from aiogram import Bot, Dispatcher
@@ -28,7 +27,6 @@ from bot.telegram.ops import Health, add_ops_routes
 from bot.telegram.registration import register
 
 log = logging.getLogger(__name__)
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Where a middleware leaves the update it parsed and checked.
 PARSED_UPDATE = "update"
@@ -108,8 +106,9 @@ class UpdateHandler:
         return web.json_response({})
 
 
-async def serve_webhook(dp: Dispatcher, bot: Bot, settings: Settings, *, health: Health, redis: Redis | None) -> None:
-    """Serve until SIGTERM or SIGINT; updates being handled are finished before it returns."""
+async def serve_webhook(dp: Dispatcher, bot: Bot, settings: Settings, *, health: Health, redis: Redis | None,
+                        stop: asyncio.Event) -> None:
+    """Serve until `stop` is set; updates being handled are finished before it returns."""
     path = urlparse(settings.WEBHOOK_URL).path or "/"
     web_app = web.Application(middlewares=[webhook_input(path, bot, settings.webhook_secrets())])
     # The secret is checked by webhook_input, against every accepted one.
@@ -121,12 +120,6 @@ async def serve_webhook(dp: Dispatcher, bot: Bot, settings: Settings, *, health:
     await runner.setup()
     site = web.TCPSite(runner, host=settings.HOST, port=settings.PORT)
     await site.start()
-    # Polling mode stops on these through aiogram; here nobody would, and SIGTERM would kill the
-    # process before the activity buffer and the outbox are flushed.
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in STOP_SIGNALS:
-        loop.add_signal_handler(sig, stop.set)
     try:
         # Listening first: Telegram may deliver as soon as the webhook is set.
         await register(bot, settings, redis)
@@ -134,8 +127,6 @@ async def serve_webhook(dp: Dispatcher, bot: Bot, settings: Settings, *, health:
         await stop.wait()
         log.info("stopping the webhook server")
     finally:
-        for sig in STOP_SIGNALS:
-            loop.remove_signal_handler(sig)
         # Stops listening, then waits for the requests in hand: their updates are handled and
         # answered before the app stops.
         await runner.cleanup()
