@@ -1,5 +1,6 @@
 """SQLModel tables. Importing this package registers every table on SQLModel.metadata."""
 
+from models.activity_day import ActivityDay
 from models.audit import AuditLog
 from models.checkin import CheckIn, CheckInKind
 from models.checkin_card import CheckinCard, CheckinChat, CheckinNotice
@@ -8,6 +9,7 @@ from models.groupbuy import GroupBuy, GroupBuyKind, GroupBuyStatus, GroupBuyTeam
 from models.invite import InviteCode, InviteIntent, InviteLink, Referral, ReferralFlag, ReferralState, Via
 from models.job_mark import JobMark
 from models.member import Member, MemberStatus
+from models.membership_event import MembershipChange, MembershipEvent
 from models.outbox import OutboxMessage
 from models.points import PointsAccount, PointsEntry, PointsReason, PointsReward
 from models.shop import (
@@ -32,5 +34,6 @@ __all__ = [
     "CheckIn", "CheckInKind", "PointsAccount", "PointsEntry", "PointsReason", "PointsReward",
     "OutboxMessage",
     "CheckinCard", "CheckinChat", "CheckinNotice",
+    "ActivityDay", "MembershipChange", "MembershipEvent",
     "InviteCode", "InviteIntent", "InviteLink", "Referral", "ReferralFlag", "ReferralState", "Via",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import BigInteger, Column, ForeignKey, UniqueConstraint
@@ -31,5 +31,10 @@ class Member(SQLModel, table=True):
     left_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_active_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     message_count: int = Field(default=0)
+    # The member's rhythm in community-local days (activity_days kept short): churn risk reads these
+    # three, not a year of day rows. Kept by the activity flusher.
+    first_active_on: date | None = Field(default=None)
+    last_active_on: date | None = Field(default=None)
+    active_days: int = Field(default=0)
     invited_by: int | None = Field(default=None, sa_column=Column(BigInteger, ForeignKey("users.id"), nullable=True))
     invite_depth: int = Field(default=0)

@@ -5,22 +5,31 @@ database the bottleneck. The tracker keeps the latest sighting per (chat, user) 
 them every few seconds (and at shutdown) with a handful of multi-row upserts. Until a flush has
 committed them, sightings are also in a journal on local disk (bot/services/activity_journal.py),
 which the next start, or a peer on the same host, counts when the process was killed.
+
+Check-ins and orders come through the tracker too, and every sighting counts for the member's
+community-local day (models.ActivityDay, bot/services/activity_days.py): the buffer keeps counts
+per 15-minute slot of UTC, and the flush turns slots into days in the community's timezone, read
+with its id and read again every few minutes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from functools import cache
 from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.services import activity_days
+from bot.services.activity_days import EPOCH, SLOT, SLOT_SECONDS, UTC, rhythm_values, slot_day, slot_start, zone
 from bot.services.activity_journal import ActivityJournal
 from bot.services.upsert import insert_for, insert_rows, rows_params
 from bot.services.users import Profile
@@ -32,32 +41,45 @@ log = logging.getLogger(__name__)
 PROFILE_CACHE_SIZE = 200_000
 # How often a running bot looks for the journal of a process on this host that died (a peer worker).
 SWEEP_SECONDS = 5.0
+# How long communities' ids and timezones are trusted: a timezone changed by a leader counts for
+# the days of sightings flushed after that (days already written keep theirs).
+COMMUNITY_CACHE_SECONDS = 300.0
 
 
 class Sighting(NamedTuple):
-    """A member seen in a group: a message they wrote, or (`messages=0`) a button they pressed."""
+    """A member active in a community: in its group (`in_group`) a message they wrote or, with
+    `messages=0`, a button they pressed; anywhere, a check-in or an order placed."""
 
     chat_id: int
     chat_title: str
     profile: Profile
     at: datetime
     messages: int = 1
+    checkins: int = 0
+    orders: int = 0
+    in_group: bool = True
 
 
 def _row(s: Sighting) -> list:
     # The journal's line format (the user's id third: bot/services/activity_journal.py USER_ID).
     p = s.profile
     return [s.chat_id, s.chat_title, p.id, p.first_name, p.last_name, p.username, p.language_code,
-            s.at.timestamp(), s.messages]
+            s.at.timestamp(), s.messages, s.checkins, s.orders, int(s.in_group)]
 
 
 def _from_row(row: list) -> Sighting:
-    chat_id, title, uid, first_name, last_name, username, language_code, at, messages = row
-    if not (type(chat_id) is int and type(uid) is int and type(messages) is int and isinstance(title, str)
-            and isinstance(first_name, str)):
+    if len(row) == 9:  # written before check-ins and orders were journaled
+        row = [*row, 0, 0, 1]
+    chat_id, title, uid, first_name, last_name, username, language_code, at, messages, checkins, orders, in_group = row
+    if not (type(chat_id) is int and type(uid) is int and isinstance(title, str) and isinstance(first_name, str)
+            and all(type(n) is int for n in (messages, checkins, orders, in_group))):
         raise ValueError(f"not a sighting: {row!r}")
     return Sighting(chat_id, title, Profile(uid, first_name, last_name, username, language_code),
-                    datetime.fromtimestamp(at, timezone.utc), messages)
+                    datetime.fromtimestamp(at, timezone.utc), messages, checkins, orders, bool(in_group))
+
+
+# A slot's counts: messages, check-ins, orders, first and last time.
+MESSAGES, CHECKINS, ORDERS, FIRST, LAST = range(5)
 
 
 @dataclass(slots=True)
@@ -67,11 +89,32 @@ class _Sighting:
     first_at: datetime
     last_at: datetime
     count: int
+    in_group: bool
+    slots: dict[int, list]  # slot of UTC (activity_days.SLOT_SECONDS) -> counts
+
+    def merge(self, other: _Sighting) -> None:
+        self.count += other.count
+        self.in_group = self.in_group or other.in_group
+        self.first_at = min(self.first_at, other.first_at)
+        self.last_at = max(self.last_at, other.last_at)
+        for slot, counts in other.slots.items():
+            mine = self.slots.get(slot)
+            if mine is None:
+                self.slots[slot] = list(counts)
+            else:
+                _add_counts(mine, counts)
+
+
+def _add_counts(into: list, counts: list) -> None:
+    into[MESSAGES] += counts[MESSAGES]
+    into[CHECKINS] += counts[CHECKINS]
+    into[ORDERS] += counts[ORDERS]
+    into[FIRST], into[LAST] = min(into[FIRST], counts[FIRST]), max(into[LAST], counts[LAST])
 
 
 _USER_COLUMNS = ("id", "first_name", "last_name", "username", "language_code", "created_at", "updated_at")
 _MEMBER_COLUMNS = ("community_id", "user_id", "status", "is_leader", "joined_at", "last_active_at", "message_count",
-                   "invite_depth")
+                   "invite_depth", "first_active_on", "last_active_on", "active_days")
 
 
 @cache
@@ -101,6 +144,8 @@ def _members_upsert(dialect: str):
             "left_at": case((came_back, None), else_=mt.c.left_at),
             "joined_at": case((mt.c.left_at.is_not(None) & (ex.last_active_at > mt.c.left_at), ex.joined_at),
                               else_=mt.c.joined_at),
+            **rhythm_values((mt.c.first_active_on, mt.c.last_active_on, mt.c.active_days), ex.first_active_on,
+                            ex.last_active_on, ex.active_days),
         },
     )
 
@@ -112,6 +157,9 @@ class ActivityTracker:
         self._journal = journal
         self._buffer: dict[tuple[int, int], _Sighting] = {}
         self._community_ids: dict[int, int] = {}
+        self._zones: dict[int, ZoneInfo] = {}  # by chat id, read with the community's id
+        self._communities_read = time.monotonic()
+        self._slot = (EPOCH, EPOCH, 0)  # the last sighting's slot of UTC: [start, end), number
         # Profiles already written unchanged: skipping them keeps steady chatter at zero user writes.
         self._written: OrderedDict[int, Profile] = OrderedDict()
         self._lock = asyncio.Lock()
@@ -120,6 +168,12 @@ class ActivityTracker:
     def record(self, *, chat_id: int, chat_title: str, profile: Profile, at: datetime, messages: int = 1) -> None:
         """A sighting of a member in a group: a message they wrote, or (`messages=0`) a button they pressed."""
         self.record_many((Sighting(chat_id, chat_title, profile, at, messages),))
+
+    def record_deed(self, *, chat_id: int, chat_title: str, profile: Profile, at: datetime, checkins: int = 0,
+                    orders: int = 0) -> None:
+        """A check-in or an order placed, in the group or in private, once its transaction committed.
+        It counts for the day and the member's rhythm; it does not make anyone a member."""
+        self.record_many((Sighting(chat_id, chat_title, profile, at, 0, checkins, orders, False),))
 
     def record_many(self, sightings: Sequence[Sighting]) -> None:
         """Sightings journaled in one write, then buffered: once this returns, their updates may be
@@ -131,18 +185,39 @@ class ActivityTracker:
         for s in sightings:
             self._add(*s)
 
-    def _add(self, chat_id: int, chat_title: str, profile: Profile, at: datetime, messages: int) -> None:
+    def _add(self, chat_id: int, chat_title: str, profile: Profile, at: datetime, messages: int, checkins: int = 0,
+             orders: int = 0, in_group: bool = True) -> None:
         key = (chat_id, profile.id)
         seen = self._buffer.get(key)
+        start, end, slot = self._slot
+        if not start <= at < end:  # datetime.timestamp() would cost most of this method's time
+            slot = int(at.timestamp() // SLOT_SECONDS)
+            start = slot_start(slot)
+            self._slot = start, start + SLOT, slot
         if seen is None:
-            self._buffer[key] = _Sighting(profile, chat_title, at, at, messages)
-        else:
-            seen.profile, seen.count = profile, seen.count + messages
-            # Updates arrive out of order (concurrent handlers, late deliveries): keep the span.
-            if at > seen.last_at:
-                seen.last_at = at
-            elif at < seen.first_at:
-                seen.first_at = at
+            self._buffer[key] = _Sighting(profile, chat_title, at, at, messages, in_group,
+                                          {slot: [messages, checkins, orders, at, at]})
+            return
+        seen.profile, seen.count = profile, seen.count + messages
+        if in_group:
+            seen.in_group = True
+        # Updates arrive out of order (concurrent handlers, late deliveries): keep the span.
+        if at > seen.last_at:
+            seen.last_at = at
+        elif at < seen.first_at:
+            seen.first_at = at
+        counts = seen.slots.get(slot)
+        if counts is None:
+            seen.slots[slot] = [messages, checkins, orders, at, at]
+            return
+        counts[MESSAGES] += messages
+        if checkins or orders:
+            counts[CHECKINS] += checkins
+            counts[ORDERS] += orders
+        if at > counts[LAST]:
+            counts[LAST] = at
+        elif at < counts[FIRST]:
+            counts[FIRST] = at
 
     async def forget_user(self, user_id: int) -> None:
         """Drop anything buffered for a user who is being erased, and journal that their earlier
@@ -187,9 +262,7 @@ class ActivityTracker:
                     if newer is None:
                         self._buffer[key] = seen
                     else:
-                        newer.count += seen.count
-                        newer.first_at = min(newer.first_at, seen.first_at)
-                        newer.last_at = max(newer.last_at, seen.last_at)
+                        newer.merge(seen)
                 # The journal keeps what was sealed: the next flush holds it again and removes it.
                 raise
             if journaled:
@@ -242,20 +315,61 @@ class ActivityTracker:
         if user_rows:
             await session.execute(_users_upsert(dialect), rows_params(dialect, _USER_COLUMNS, user_rows))
 
-        member_rows = [
-            {"community_id": communities[chat_id], "user_id": user_id, "status": "member", "is_leader": False,
-             "joined_at": s.first_at, "last_active_at": s.last_at, "message_count": s.count, "invite_depth": 0}
-            for (chat_id, user_id), s in sorted(batch.items()) if chat_id in communities
-        ]
+        days = self._days(batch, communities)
+        member_rows, elsewhere = [], []
+        for (chat_id, user_id), s in sorted(batch.items()):
+            community_id = communities.get(chat_id)
+            if community_id is None:
+                continue
+            member_days = days[community_id, user_id]
+            if s.in_group:
+                member_rows.append({
+                    "community_id": community_id, "user_id": user_id, "status": "member", "is_leader": False,
+                    "joined_at": s.first_at, "last_active_at": s.last_at, "message_count": s.count,
+                    "invite_depth": 0, "first_active_on": min(member_days), "last_active_on": max(member_days),
+                    "active_days": len(member_days)})
+            else:
+                elsewhere.append({"b_community": community_id, "b_user": user_id, "b_at": s.last_at,
+                                  "b_first": min(member_days), "b_last": max(member_days), "b_days": len(member_days)})
         if member_rows:
             await session.execute(_members_upsert(dialect), rows_params(dialect, _MEMBER_COLUMNS, member_rows))
+        if elsewhere:
+            await session.execute(activity_days.ACTIVE_ELSEWHERE, elsewhere)
+        day_rows = [{"community_id": c, "user_id": u, "day": d, "messages": n[MESSAGES], "checkins": n[CHECKINS],
+                     "orders": n[ORDERS], "first_at": n[FIRST], "last_at": n[LAST]}
+                    for (c, u), by_day in sorted(days.items()) for d, n in sorted(by_day.items())]
+        if day_rows:
+            await session.execute(activity_days.rows_upsert(dialect), rows_params(dialect, activity_days.COLUMNS, day_rows))
         return {uid: seen.profile for uid, seen in users.items()}
 
+    def _days(self, batch: dict[tuple[int, int], _Sighting],
+              communities: dict[int, int]) -> dict[tuple[int, int], dict[date, list]]:
+        """(community, user) -> local day -> counts; two chats folded into one community (a group
+        that became a supergroup) add up."""
+        days: dict[tuple[int, int], dict[date, list]] = {}
+        for (chat_id, user_id), seen in batch.items():
+            community_id = communities.get(chat_id)
+            if community_id is None:
+                continue
+            tz = self._zones.get(chat_id, UTC)
+            by_day = days.setdefault((community_id, user_id), {})
+            for slot, counts in seen.slots.items():
+                day = slot_day(tz, slot)
+                row = by_day.get(day)
+                if row is None:
+                    by_day[day] = list(counts)
+                else:
+                    _add_counts(row, counts)
+        return days
+
     async def _resolve_communities(self, session: AsyncSession, batch: dict[tuple[int, int], _Sighting]) -> dict[int, int]:
+        if time.monotonic() - self._communities_read > COMMUNITY_CACHE_SECONDS:
+            self._community_ids.clear()
+            self._communities_read = time.monotonic()
         unknown = {chat_id: s.title for (chat_id, _), s in batch.items() if chat_id not in self._community_ids}
         if unknown:
-            rows = await session.execute(select(Community.chat_id, Community.id).where(Community.chat_id.in_(unknown)))
-            self._community_ids.update(dict(rows.all()))
+            self._learn(await session.execute(select(Community.chat_id, Community.id, Community.timezone)
+                                              .where(Community.chat_id.in_(unknown))))
             missing = [c for c in unknown if c not in self._community_ids]
             if missing:
                 # Messages from a group the bot never saw being added to (it was down, or the update
@@ -269,14 +383,20 @@ class ActivityTracker:
                     for c in missing
                 ]).on_conflict_do_nothing(index_elements=["chat_id"])
                 await session.execute(stmt)
-                rows = await session.execute(select(Community.chat_id, Community.id).where(Community.chat_id.in_(missing)))
-                self._community_ids.update(dict(rows.all()))
+                self._learn(await session.execute(select(Community.chat_id, Community.id, Community.timezone)
+                                                  .where(Community.chat_id.in_(missing))))
         return {chat_id: self._community_ids[chat_id] for chat_id, _ in batch if chat_id in self._community_ids}
+
+    def _learn(self, rows) -> None:
+        for chat_id, community_id, tz in rows:
+            self._community_ids[chat_id] = community_id
+            self._zones[chat_id] = zone(tz)
 
     def community_migrated(self, old_chat_id: int, new_chat_id: int) -> None:
         """Forget cached ids for both chats: the placeholder for the new one may have been merged away."""
-        self._community_ids.pop(old_chat_id, None)
-        self._community_ids.pop(new_chat_id, None)
+        for chat_id in (old_chat_id, new_chat_id):
+            self._community_ids.pop(chat_id, None)
+            self._zones.pop(chat_id, None)
 
 
 class ActivityFlusher:

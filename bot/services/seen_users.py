@@ -45,6 +45,10 @@ class SeenUser:
 
     display_name = property(User.display_name.fget)
 
+    @property
+    def profile(self) -> Profile:
+        return Profile(self.id, self.first_name, self.last_name, self.username, self.language_code)
+
 
 _users = User.__table__
 _SEEN = (_users.c.id, _users.c.first_name, _users.c.last_name, _users.c.username, _users.c.language_code,

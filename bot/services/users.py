@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import invite_privacy
 from bot.services.errors import DomainError
 from bot.services.upsert import insert_for
-from models import AuditLog, Community, Member, User
+from models import ActivityDay, AuditLog, Community, Member, MembershipEvent, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +162,8 @@ async def forget(session: AsyncSession, *, user_id: int, now: datetime) -> None:
     user.updated_at = now
     await session.execute(update(Member).where(Member.invited_by == user_id).values(invited_by=None))
     await invite_privacy.erase(session, user_id=user_id, now=now)
+    await session.execute(delete(ActivityDay).where(col(ActivityDay.user_id) == user_id))
+    await session.execute(delete(MembershipEvent).where(col(MembershipEvent.user_id) == user_id))
     members = await session.exec(select(Member).where(Member.user_id == user_id))
     for member in members:
         await session.delete(member)

@@ -30,6 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.db import SessionFactory
 from bot.services import checkin_cards, checkin_member, checkins
+from bot.services.activity import ActivityTracker
 from bot.services.checkin_cards import Slot
 from bot.services.checkin_settings import local_day
 from bot.services.checkins import CheckInResult, CheckInStatus
@@ -61,10 +62,11 @@ def received_at(clock: Clock | None) -> datetime:
     return clock() if clock is not None else datetime.now(timezone.utc)
 
 
-async def record(session: AsyncSession, bot: Bot, membership: MembershipCheck, actor: Actor, community: Community,
-                 at: datetime, now: datetime) -> CheckInResult:
+async def record(session: AsyncSession, bot: Bot, membership: MembershipCheck, tracker: ActivityTracker, actor: Actor,
+                 community: Community, at: datetime, now: datetime) -> CheckInResult:
     """Check the actor in. Someone the bot has no present membership for (in the group before the
-    bot, or back without it noticing) is looked up in Telegram first, and recorded if present."""
+    bot, or back without it noticing) is looked up in Telegram first, and recorded if present. A
+    check-in made counts for the member's activity that day."""
     known = actor.member is not None and actor.member.community_id == community.id \
         and actor.member.status == MemberStatus.MEMBER
     if not known:
@@ -72,17 +74,22 @@ async def record(session: AsyncSession, bot: Bot, membership: MembershipCheck, a
     # The day's card is marked for its coalesced redraw in the check-in's own transaction. A press
     # that checks nothing in marks it too: the redraw then finds the card unchanged and sends nothing.
     await checkin_cards.mark_refresh(session, community_id=community.id, day=local_day(community, at), commit=False)
-    return await checkins.check_in(session, community=community, user_id=actor.user.id, at=at, now=now)
+    result = await checkins.check_in(session, community=community, user_id=actor.user.id, at=at, now=now)
+    if result.status is CheckInStatus.DONE:
+        tracker.record_deed(chat_id=community.chat_id, chat_title=community.title, profile=actor.user.profile, at=at,
+                            checkins=1)
+    return result
 
 
 @router.message(Command("checkin"))
 async def cmd_checkin(message: Message, session: AsyncSession, actor: Actor, bot: Bot, membership: MembershipCheck,
-                      sender: Sender, sessions: SessionFactory, clock: Clock | None = None) -> None:
+                      tracker: ActivityTracker, sender: Sender, sessions: SessionFactory,
+                      clock: Clock | None = None) -> None:
     community = actor.community
     if community is None:
         return
     now = received_at(clock)
-    result = await record(session, bot, membership, actor, community, message.date, now)
+    result = await record(session, bot, membership, tracker, actor, community, message.date, now)
     user_id = actor.user.id
     if await checkin_member.reachable(session, user_id=user_id):
         choice = await checkin_member.makeup_choice(session, community=community, user_id=user_id, at=message.date)
@@ -110,13 +117,14 @@ def _digest_if_refused(done: asyncio.Future[Delivery], sessions: SessionFactory,
 
 @router.callback_query(CheckinPress.filter())
 async def on_card_press(query: CallbackQuery, callback_data: CheckinPress, session: AsyncSession, actor: Actor,
-                        bot: Bot, membership: MembershipCheck, clock: Clock | None = None) -> None:
+                        bot: Bot, membership: MembershipCheck, tracker: ActivityTracker,
+                        clock: Clock | None = None) -> None:
     community = actor.community
     if community is None or community.id != callback_data.community_id:
         await query.answer(_("This button is no longer valid."), show_alert=True)
         return
     now = received_at(clock)
-    result = await record(session, bot, membership, actor, community, now, now)
+    result = await record(session, bot, membership, tracker, actor, community, now, now)
     # The toast first: it is what the member waits for; the card's redraw is for everyone, later.
     await query.answer(toast_text(result, community, actor.locale), show_alert=toast_alert(result))
 

@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.i18n import translate
 from bot.services import checkin_member, checkins, members
+from bot.services.activity import ActivityTracker
 from bot.services.checkin_cards import mark_refresh
 from bot.services.errors import DomainError
 from bot.telegram.membership import MembershipCheck
@@ -49,21 +50,22 @@ async def _community(session: AsyncSession, community_id: int) -> Community | No
     return community if community is not None and community.active else None
 
 
-async def _result_screen(session: AsyncSession, bot: Bot, membership: MembershipCheck, actor: Actor,
-                         community: Community, at: datetime, now: datetime) -> tuple[str, InlineKeyboardMarkup]:
-    result = await record(session, bot, membership, actor, community, at, now)
+async def _result_screen(session: AsyncSession, bot: Bot, membership: MembershipCheck, tracker: ActivityTracker,
+                         actor: Actor, community: Community, at: datetime,
+                         now: datetime) -> tuple[str, InlineKeyboardMarkup]:
+    result = await record(session, bot, membership, tracker, actor, community, at, now)
     choice = await checkin_member.makeup_choice(session, community=community, user_id=actor.user.id, at=at)
     return result_text(result, community, actor.locale), result_markup(community, choice, actor.locale)
 
 
 @router.message(Command("checkin"))
 async def cmd_checkin(message: Message, session: AsyncSession, actor: Actor, bot: Bot, membership: MembershipCheck,
-                      clock: Clock | None = None) -> None:
+                      tracker: ActivityTracker, clock: Clock | None = None) -> None:
     communities = await members.communities_of(session, user_id=actor.user.id, active_only=True)
     if not communities:
         await message.answer(no_community_text(actor.locale))
     elif len(communities) == 1:
-        text, markup = await _result_screen(session, bot, membership, actor, communities[0], message.date,
+        text, markup = await _result_screen(session, bot, membership, tracker, actor, communities[0], message.date,
                                             received_at(clock))
         await message.answer(text, reply_markup=markup)
     else:
@@ -72,19 +74,19 @@ async def cmd_checkin(message: Message, session: AsyncSession, actor: Actor, bot
 
 @deeplinks.route("checkin")
 async def link_checkin(*, message: Message, session: AsyncSession, actor: Actor, bot: Bot,
-                       membership: MembershipCheck, **data) -> None:
-    await cmd_checkin(message, session, actor, bot, membership, data.get("clock"))
+                       membership: MembershipCheck, tracker: ActivityTracker, **data) -> None:
+    await cmd_checkin(message, session, actor, bot, membership, tracker, data.get("clock"))
 
 
 @router.callback_query(CheckinPick.filter())
 async def on_pick(query: CallbackQuery, callback_data: CheckinPick, session: AsyncSession, actor: Actor, bot: Bot,
-                  membership: MembershipCheck, clock: Clock | None = None) -> None:
+                  membership: MembershipCheck, tracker: ActivityTracker, clock: Clock | None = None) -> None:
     community = await _community(session, callback_data.community_id)
     if community is None:
         await query.answer(translate("That community no longer exists.", actor.locale), show_alert=True)
         return
     now = received_at(clock)
-    text, markup = await _result_screen(session, bot, membership, actor, community, now, now)
+    text, markup = await _result_screen(session, bot, membership, tracker, actor, community, now, now)
     await query.answer()
     await edit_or_send(query.message, text, markup)
 

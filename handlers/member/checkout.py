@@ -39,6 +39,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.core.config import Settings
 from bot.core.localtime import local_time
 from bot.services import coupons, groupbuy_board, groupbuy_join, orders, products
+from bot.services.activity import ActivityTracker
 from bot.services.errors import DomainError
 from bot.services.groupbuy_join import JoinMode, JoinRef
 from bot.services.money import format_money
@@ -558,7 +559,7 @@ async def on_cancel(query: CallbackQuery, callback_data: Checkout, session: Asyn
 
 @router.callback_query(Checkout.filter(F.action == CheckoutAction.CONFIRM))
 async def on_confirm(query: CallbackQuery, callback_data: Checkout, session: AsyncSession, settings: Settings,
-                     actor: Actor, state: FSMContext, bot: Bot, ctx: BotContext) -> None:
+                     actor: Actor, state: FSMContext, bot: Bot, ctx: BotContext, tracker: ActivityTracker) -> None:
     cart = await load_cart(state, session, settings, actor.user.id, callback_data.tag)
     if cart is None or cart.step != CheckoutForm.summary:
         await query.answer(_("This checkout is closed. Press Buy on the product to start again."), show_alert=True)
@@ -586,9 +587,11 @@ async def on_confirm(query: CallbackQuery, callback_data: Checkout, session: Asy
     if not placed.created:
         await query.answer(_("This order is already placed."))
         return
+    order = placed.order
+    tracker.record_deed(chat_id=cart.community.chat_id, chat_title=cart.community.title, profile=actor.user.profile,
+                        at=order.created_at, orders=1)
     await state.clear()
     await query.answer(_("Order placed."))
-    order = placed.order
     pickup = await session.get(PickupPoint, order.pickup_point_id) if order.pickup_point_id else None
     text = order_message(order, cart.product, pickup, actor.locale)
     markup = None
