@@ -18,7 +18,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from .errors import ApiError, bad_request, forbidden
+from .errors import NOT_ENOUGH_STARS, ApiError, bad_request, forbidden
 from .markup import button_label, inline_buttons
 from .ratelimit import RateLimiter
 from .serialize import chat_json, invite_link_json, member_json, message_json, user_json
@@ -38,6 +38,7 @@ from .updates import UpdateQueue
 
 COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,64})(?:@([A-Za-z0-9_]{1,64}))?(?=\s|$)")
 DELETE_WINDOW = 48 * 3600
+PAID_MESSAGE_TENTHS = 1  # a paid broadcast message costs 0.1 Star; balances are kept in tenths to stay exact
 
 
 class ApiCall(NamedTuple):
@@ -96,6 +97,8 @@ class EmulatorCore:
         self.transcript = Transcript(enabled=record_transcript)
         self.requests: list[ApiCall] = []
         self.counters: Counter[str] = Counter()
+        self.paid_messages = 0  # sent with allow_paid_broadcast, each charged to the bot's Stars
+        self._star_tenths = 0
         self._messages: dict[int, dict[int, SimMessage]] = {}
         self._faults: dict[str, deque[ApiError]] = {}
         self._serial = itertools.count(1)
@@ -225,8 +228,26 @@ class EmulatorCore:
     def chat_messages(self, chat: SimChat) -> list[SimMessage]:
         return [msg for msg in self._messages.get(chat.id, {}).values() if not msg.deleted]
 
-    def rate_limit(self, chat: SimChat) -> None:
-        self.rate_limits.acquire(chat.id, chat.is_group, self.clock())
+    def rate_limit(self, chat: SimChat, *, paid: bool = False) -> None:
+        self.rate_limits.acquire(chat.id, chat.is_group, self.clock(), paid=paid)
+
+    @property
+    def bot_star_balance(self) -> float:
+        """The bot's Telegram Stars, which paid broadcasts draw on (tests set it)."""
+        return self._star_tenths / 10
+
+    @bot_star_balance.setter
+    def bot_star_balance(self, stars: float) -> None:
+        self._star_tenths = round(stars * 10)
+
+    def check_paid_broadcast(self) -> None:
+        """Refuse a paid message the bot's balance cannot cover, before it counts against any limit."""
+        if self._star_tenths < PAID_MESSAGE_TENTHS:
+            raise bad_request(NOT_ENOUGH_STARS)
+
+    def charge_paid_broadcast(self) -> None:
+        self._star_tenths -= PAID_MESSAGE_TENTHS
+        self.paid_messages += 1
 
     # ----- messages ----------------------------------------------------
 

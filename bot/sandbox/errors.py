@@ -48,3 +48,6 @@ NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly "
     "the same as a current content and reply markup of the message"
 )
+# The Bot API documents no error for a paid broadcast the bot's Stars cannot cover; this text is a
+# guess modelled on the MTProto error for a Stars balance that is too low.
+NOT_ENOUGH_STARS = "BALANCE_TOO_LOW"

@@ -63,8 +63,8 @@ class PacedEmulator(TelegramEmulator):
         super().__init__(*args, **kwargs)
         self.human_clock = human_clock
 
-    def rate_limit(self, chat: SimChat) -> None:
-        self.rate_limits.acquire(chat.id, chat.is_group, self.human_clock())
+    def rate_limit(self, chat: SimChat, *, paid: bool = False) -> None:
+        self.rate_limits.acquire(chat.id, chat.is_group, self.human_clock(), paid=paid)
 
     def query_clock(self) -> float:
         return self.human_clock()

@@ -83,10 +83,19 @@ def reply_target(emu, chat: SimChat, p: Params) -> SimMessage | None:
 
 
 def send(emu, chat: SimChat, p: Params, **fields: Any) -> dict[str, Any]:
-    """Validate the common parts of a send, apply flood control, post the message."""
+    """Validate the common parts of a send, apply flood control, post the message.
+
+    `allow_paid_broadcast` moves the message from the free overall limit to the paid one and
+    charges it to the bot's Stars once it passed flood control (a 429 costs nothing).
+    """
     markup = parse_reply_markup(p.get_json("reply_markup"))
     reply_to = reply_target(emu, chat, p)
-    emu.rate_limit(chat)
+    paid = p.get_bool("allow_paid_broadcast")
+    if paid:
+        emu.check_paid_broadcast()
+    emu.rate_limit(chat, paid=paid)
+    if paid:
+        emu.charge_paid_broadcast()
     msg = emu.post_bot_message(chat, reply_markup=markup, reply_to=reply_to, **fields)
     return message_json(msg)
 
