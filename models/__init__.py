@@ -24,6 +24,7 @@ from models.shop import (
     ProductPost,
     ProductStatus,
 )
+from models.stats import CommunityHour, FunnelDay, FunnelStep
 from models.user import User
 
 __all__ = [
@@ -35,5 +36,6 @@ __all__ = [
     "OutboxMessage",
     "CheckinCard", "CheckinChat", "CheckinNotice",
     "ActivityDay", "MembershipChange", "MembershipEvent",
+    "CommunityHour", "FunnelDay", "FunnelStep",
     "InviteCode", "InviteIntent", "InviteLink", "Referral", "ReferralFlag", "ReferralState", "Via",
 ]

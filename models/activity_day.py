@@ -14,8 +14,9 @@ class ActivityDay(SQLModel, table=True):
     __tablename__ = "activity_days"
     __table_args__ = (
         UniqueConstraint("community_id", "user_id", "day", name="uq_activity_day"),
-        # Active members, cohorts and churn read one community's days in a range.
-        Index("ix_activity_days_community_day", "community_id", "day"),
+        # Active members, cohorts and churn read one community's days in a range; with the user
+        # the distinct active members of a range are counted from the index alone.
+        Index("ix_activity_days_community_day_user", "community_id", "day", "user_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.types import UTCDateTime
@@ -18,8 +18,13 @@ class MembershipChange(StrEnum):
 
 class MembershipEvent(SQLModel, table=True):
     __tablename__ = "membership_events"
-    # Growth reads one community's events in a range of days.
-    __table_args__ = (Index("ix_membership_events_community_at", "community_id", "at"),)
+    __table_args__ = (
+        # Growth reads one community's events in a range of days.
+        Index("ix_membership_events_community_at", "community_id", "at"),
+        # A redelivered update records its change again at the same time: nothing is added. Also
+        # finds a person's first join (retention cohorts).
+        UniqueConstraint("community_id", "user_id", "change", "at", name="uq_membership_event"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     community_id: int = Field(foreign_key="communities.id")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.types import UTCDateTime, utcnow
@@ -90,6 +90,8 @@ class PaymentMethod(StrEnum):
 
 class Order(SQLModel, table=True):
     __tablename__ = "orders"
+    # Statistics read one community's orders in a range of days.
+    __table_args__ = (Index("ix_orders_community_created", "community_id", "created_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     community_id: int = Field(foreign_key="communities.id", index=True)
