@@ -18,12 +18,14 @@ GROUP = -1001
 USER = 42
 
 # Telegram's own numbers; the production budget (TELEGRAM_LIMITS) keeps a small margin on top.
-EXACT = Limits(overall=Limit(30, 1.0), group=Limit(20, 60.0), private=Limit(1, 1.0))
+EXACT = Limits(overall=Limit(30, 1.0), group=Limit(20, 60.0), private=Limit(1, 1.0), paid_overall=Limit(1000, 1.0))
+# Paid broadcasts at a size a test can exhaust: 30 free plus 50 paid a second.
+PAID = Limits(overall=Limit(30, 1.0), group=Limit(20, 60.0), private=Limit(1, 1.0), paid_overall=Limit(50, 1.0))
 
 
 def test_production_limits_are_never_looser_than_telegrams():
     for ours, theirs in ((TELEGRAM_LIMITS.overall, EXACT.overall), (TELEGRAM_LIMITS.group, EXACT.group),
-                         (TELEGRAM_LIMITS.private, EXACT.private)):
+                         (TELEGRAM_LIMITS.private, EXACT.private), (TELEGRAM_LIMITS.paid_overall, EXACT.paid_overall)):
         assert ours.count / ours.window <= theirs.count / theirs.window
         assert ours.count <= theirs.count
 
@@ -38,8 +40,8 @@ class Clock:
         return self.now
 
 
-async def grants(budget, chat_ids) -> int:
-    return sum([await budget.acquire(chat) == 0.0 for chat in chat_ids])
+async def grants(budget, chat_ids, *, paid: bool = False) -> int:
+    return sum([await budget.acquire(chat, paid=paid) == 0.0 for chat in chat_ids])
 
 
 # --- MemoryBudget -------------------------------------------------------------------------------
@@ -115,6 +117,32 @@ async def test_stale_chats_are_forgotten():
     assert list(budget._chats) == [USER]
 
 
+async def test_paid_sends_have_their_own_overall_limit():
+    clock = Clock()
+    budget = MemoryBudget(PAID, clock=clock)
+    assert await grants(budget, range(1, 31)) == 30
+    assert await budget.acquire(31) > 0  # the free 30 a second are spent...
+    assert await grants(budget, range(31, 81), paid=True) == 50  # ...and do not hold back paid sends
+    wait = await budget.acquire(81, paid=True)
+    assert wait == pytest.approx(1.0) and wait.overall == pytest.approx(1.0)
+    clock.now += 1.0
+    assert await grants(budget, range(81, 111)) == 30
+
+
+async def test_paid_sends_keep_the_chat_limits_and_pauses():
+    clock = Clock()
+    budget = MemoryBudget(PAID, clock=clock)
+    assert await budget.acquire(USER) == 0.0
+    wait = await budget.acquire(USER, paid=True)
+    assert wait == pytest.approx(1.0) and wait.overall == 0.0
+    for _ in range(20):
+        assert await budget.acquire(GROUP, paid=True) == 0.0
+    assert await budget.acquire(GROUP, paid=True) == pytest.approx(60.0)
+    await budget.pause(None, 3)
+    wait = await budget.acquire(USER + 1, paid=True)
+    assert wait == pytest.approx(3.0) and wait.overall == pytest.approx(3.0)
+
+
 def test_wait_is_a_float():
     assert Wait() == 0.0 and Wait(1.5, 0.5) == 1.5 and Wait(1.5, 0.5).overall == 0.5
     assert isinstance(create_budget(None), MemoryBudget)
@@ -163,6 +191,17 @@ async def test_redis_group_and_private_limits(redis, prefix):
     assert 59_000 < await redis.pttl(f"{prefix}:log:{GROUP}") <= 60_000
     assert await budget.acquire(USER) == 0.0
     assert 0.9 < await budget.acquire(USER) <= 1.0
+
+
+async def test_redis_paid_sends_have_their_own_overall_limit(redis, prefix):
+    budget = RedisBudget(redis, prefix=prefix, limits=PAID)
+    assert await grants(budget, range(1, 31)) == 30
+    assert await budget.acquire(31) > 0
+    assert await grants(budget, range(31, 81), paid=True) == 50
+    wait = await budget.acquire(81, paid=True)
+    assert 0.9 < wait <= 1.0 and wait.overall == wait
+    assert await redis.zcard(f"{prefix}:log") == 30 and await redis.zcard(f"{prefix}:paid-log") == 50
+    assert 0 < await redis.pttl(f"{prefix}:paid-log") <= 1000
 
 
 async def test_redis_windows_slide(redis, prefix):

@@ -6,6 +6,10 @@ grant times within the last window): unlike a token bucket or GCRA with a burst,
 lets more than `count` grants into any window of `window` seconds, which is exactly the rule
 Telegram enforces, and the wait it reports is exact, so callers sleep once instead of polling.
 
+A paid broadcast (`allow_paid_broadcast`: 0.1 Star a message) is exempt from the 30 a second
+but has its own overall limit of 1,000 a second; the per-chat limits and pauses still hold, so
+`acquire(chat_id, paid=True)` checks the paid overall log in place of the free one.
+
 `MemoryBudget` serves one process; `RedisBudget` keeps the same logs in Redis and checks and
 consumes them in one Lua script on the server's clock, so any number of processes share them.
 """
@@ -34,7 +38,8 @@ class Limit:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """The three limits that apply to a send. Tests shrink them to keep runs short.
+    """The limits that apply to a send (`paid_overall` instead of `overall` for a paid broadcast).
+    Tests shrink them to keep runs short.
 
     The windows are 5 % wider than Telegram's: a grant is counted when given, Telegram counts the
     request when it arrives, and a burst's first requests can arrive late (new connections).
@@ -43,6 +48,7 @@ class Limits:
     overall: Limit = field(default_factory=lambda: Limit(30, 1.05))
     group: Limit = field(default_factory=lambda: Limit(20, 63.0))
     private: Limit = field(default_factory=lambda: Limit(1, 1.05))
+    paid_overall: Limit = field(default_factory=lambda: Limit(1000, 1.05))
 
     def for_chat(self, chat_id: int) -> Limit:
         # Groups, supergroups and channels have negative ids; users positive ones.
@@ -74,9 +80,10 @@ class Wait(float):
 class SendBudget(Protocol):
     """Where a sender asks before every attempt (sends and edits alike)."""
 
-    async def acquire(self, chat_id: int) -> float:
+    async def acquire(self, chat_id: int, *, paid: bool = False) -> float:
         """0.0 and the send is counted against both the overall and the chat's limit, atomically;
-        otherwise the seconds to wait, and nothing is counted."""
+        otherwise the seconds to wait, and nothing is counted. `paid`: a paid broadcast, counted
+        against the paid overall limit instead of the free one."""
 
     async def pause(self, chat_id: int | None, seconds: float) -> None:
         """After a 429: hold the chat (None: every chat) for `seconds`; never shortens a pause."""
@@ -92,20 +99,24 @@ class MemoryBudget:
         self._limits = limits
         self._clock = clock
         self._overall: deque[float] = deque()
+        self._paid_overall: deque[float] = deque()
         self._chats: dict[int, deque[float]] = {}
         self._paused_until: dict[int | None, float] = {}
         self._swept_at = clock()
 
-    async def acquire(self, chat_id: int) -> Wait:
+    async def acquire(self, chat_id: int, *, paid: bool = False) -> Wait:
         now = self._clock()
         self._sweep(now)
         chat_limit = self._limits.for_chat(chat_id)
         chat_log = self._chats.setdefault(chat_id, deque())
-        overall = max(self._pause_left(None, now), _log_wait(self._overall, self._limits.overall, now))
+        overall_log, overall_limit = (
+            (self._paid_overall, self._limits.paid_overall) if paid else (self._overall, self._limits.overall)
+        )
+        overall = max(self._pause_left(None, now), _log_wait(overall_log, overall_limit, now))
         chat = max(self._pause_left(chat_id, now), _log_wait(chat_log, chat_limit, now))
         if overall > 0 or chat > 0:
             return Wait(max(overall, chat), overall)
-        self._overall.append(now)
+        overall_log.append(now)
         chat_log.append(now)
         return Wait()
 
@@ -135,7 +146,7 @@ def _log_wait(log: deque[float], limit: Limit, now: float) -> float:
     return log[len(log) - limit.count] + limit.window - now
 
 
-# KEYS: overall log, chat log, overall pause, chat pause.
+# KEYS: overall log (the free or the paid one), chat log, overall pause, chat pause.
 # ARGV: overall count, overall window (µs), chat count, chat window (µs), a unique member name.
 # Returns {overall wait, chat wait} in µs; both 0 means granted and recorded.
 _ACQUIRE_LUA = """
@@ -195,18 +206,19 @@ class RedisBudget:
         self._member_prefix = uuid.uuid4().hex
         self._members = count()
 
-    async def acquire(self, chat_id: int) -> Wait:
+    async def acquire(self, chat_id: int, *, paid: bool = False) -> Wait:
         chat_limit = self._limits.for_chat(chat_id)
+        overall_limit = self._limits.paid_overall if paid else self._limits.overall
         overall, chat = await self._acquire(
             keys=[
-                f"{self._prefix}:log",
+                f"{self._prefix}:paid-log" if paid else f"{self._prefix}:log",
                 f"{self._prefix}:log:{chat_id}",
                 f"{self._prefix}:pause",
                 f"{self._prefix}:pause:{chat_id}",
             ],
             args=[
-                self._limits.overall.count,
-                _micros(self._limits.overall.window),
+                overall_limit.count,
+                _micros(overall_limit.window),
                 chat_limit.count,
                 _micros(chat_limit.window),
                 f"{self._member_prefix}:{next(self._members)}",
