@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services.upsert import insert_for
 from bot.services.users import Profile, upsert_user
-from models import Community, Member, MemberStatus
+from models import Community, Member, MembershipChange, MembershipEvent, MemberStatus, Via
 from models.shop import Coupon, Order
 
 LEADER_STATUSES = ("creator", "administrator")
@@ -58,10 +58,17 @@ async def on_member_status(
     old_status: str,
     new_status: str,
     now: datetime,
+    via: Via | None = None,
 ) -> Member:
     """Apply a `chat_member` change (join, leave, kick, promotion) and commit.
 
     `now` is the update's own date, so a late delivery still records when it happened.
+
+    `via` says Telegram reported this change (a `chat_member` update or a service message) and, for
+    a join, how the person came: a join (absent -> present, rejoins too) or a leave (present ->
+    absent; its via "left" or "kicked") is then recorded as a membership event, in the same
+    transaction. A redelivered update carries the same date and adds nothing. Without `via` (a
+    status learned by asking Telegram, or a promotion) no event is recorded.
     """
     await upsert_user(session, profile, now=now)
     member = await ensure(session, community_id=community.id, user_id=profile.id, now=now)
@@ -76,6 +83,12 @@ async def on_member_status(
         member.status = MemberStatus.KICKED if new_status == "kicked" else MemberStatus.LEFT
         member.left_at = now
     member.is_leader = new_status in LEADER_STATUSES
+    if via is not None and present != was_present:
+        change = MembershipChange.JOIN if present else MembershipChange.LEAVE
+        source = via if present else (MemberStatus.KICKED if new_status == "kicked" else MemberStatus.LEFT)
+        await session.execute(insert_for(session, MembershipEvent.__table__).values(
+            community_id=community.id, user_id=profile.id, change=change.value, via=str(source), at=now,
+        ).on_conflict_do_nothing(index_elements=["community_id", "user_id", "change", "at"]))
     await session.commit()
     return member
 

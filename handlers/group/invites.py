@@ -51,9 +51,10 @@ HANDLED_ALREADY = ("USER_ALREADY_PARTICIPANT", "HIDE_REQUESTER_MISSING")
 
 
 async def attribute(update: ChatMemberUpdated, *, session: AsyncSession, bot: Bot, community: Community,
-                    old: str, new: str) -> None:
+                    old: str, new: str) -> Via | None:
     """The invites' side of a `chat_member` change (`old`/`new`: `membership.presence`). Call it
-    before `members.on_member_status`."""
+    before `members.on_member_status`. Returns a join's source (None for anything else): the
+    attribution's when this join made it, else what the update says."""
     person = update.new_chat_member.user
     was, present = old in members.PRESENT_STATUSES, new in members.PRESENT_STATUSES
     if present and not was:
@@ -63,13 +64,15 @@ async def attribute(update: ChatMemberUpdated, *, session: AsyncSession, bot: Bo
                              link_is_primary=bool(link and link.is_primary),
                              link_creator_id=link.creator.id if link is not None else None, bot_id=bot.id,
                              via_join_request=bool(update.via_join_request))
-        await invites.attribute_join(session, community=community, profile=profile_of(person), is_bot=person.is_bot,
-                                     via=via, joined_at=update.date, link_url=url)
-    elif was and not present:
+        made = await invites.attribute_join(session, community=community, profile=profile_of(person),
+                                            is_bot=person.is_bot, via=via, joined_at=update.date, link_url=url)
+        return Via(made.referral.via) if made is not None and made.created else via
+    if was and not present:
         await invites.member_left(session, community_id=community.id, user_id=person.id, at=update.date)
         urls = await invite_links.revoke_links_of(session, community_id=community.id, user_id=person.id,
                                                   now=update.date)
         await revoke_at_telegram(bot, community.chat_id, urls)
+    return None
 
 
 def _received_at(clock: Clock | None) -> datetime:

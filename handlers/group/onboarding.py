@@ -22,7 +22,7 @@ from bot.telegram.middlewares.activity import GROUP_TYPES, profile_of
 from bot.telegram.sender import Sender
 from bot.views import deeplinks
 from handlers.group import invites as group_invites
-from models import Community
+from models import Community, Via
 
 log = logging.getLogger(__name__)
 router = Router(name=__name__)
@@ -107,11 +107,11 @@ async def on_member_change(update: ChatMemberUpdated, bot: Bot, session: AsyncSe
         return
     old, new = presence(update.old_chat_member), presence(update.new_chat_member)
     # Before the member row changes: a rejoin is told from the row as it was. Bots' joins count too (held).
-    await group_invites.attribute(update, session=session, bot=bot, community=community, old=old, new=new)
+    via = await group_invites.attribute(update, session=session, bot=bot, community=community, old=old, new=new)
     if update.new_chat_member.user.is_bot:
         return
     await members.on_member_status(session, community=community, profile=profile_of(update.new_chat_member.user),
-                                   old_status=old, new_status=new, now=update.date)
+                                   old_status=old, new_status=new, now=update.date, via=via or Via.UNKNOWN)
     if (old in members.LEADER_STATUSES) != (new in members.LEADER_STATUSES):
         await leaders.refresh(bot, session, community, now=update.date)
 
@@ -125,8 +125,11 @@ async def on_join_message(message: Message, session: AsyncSession) -> None:
         return
     for user in message.new_chat_members or []:
         if not user.is_bot:
+            # The message tells who added whom, nothing of a link.
+            added = message.from_user is not None and message.from_user.id != user.id
             await members.on_member_status(session, community=community, profile=profile_of(user),
-                                           old_status="left", new_status="member", now=message.date)
+                                           old_status="left", new_status="member", now=message.date,
+                                           via=Via.ADDED_BY_ADMIN if added else Via.UNKNOWN)
 
 
 @router.message(F.chat.type.in_(GROUP_TYPES), F.left_chat_member)
@@ -140,7 +143,7 @@ async def on_leave_message(message: Message, session: AsyncSession) -> None:
         # (handled concurrently) would overwrite "kicked" with "left".
         return
     await members.on_member_status(session, community=community, profile=profile_of(user),
-                                   old_status="member", new_status="left", now=message.date)
+                                   old_status="member", new_status="left", now=message.date, via=Via.UNKNOWN)
 
 
 @router.message(F.migrate_to_chat_id)
