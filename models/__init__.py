@@ -2,6 +2,7 @@
 
 from models.activity_day import ActivityDay
 from models.audit import AuditLog
+from models.campaign import Arm, Campaign, CampaignKind, CampaignRun, CampaignSend, RunStatus, SendStatus
 from models.checkin import CheckIn, CheckInKind
 from models.checkin_card import CheckinCard, CheckinChat, CheckinNotice
 from models.community import REQUIRED_RIGHTS, Community, PickupPoint
@@ -36,6 +37,7 @@ __all__ = [
     "OutboxMessage",
     "CheckinCard", "CheckinChat", "CheckinNotice",
     "ActivityDay", "MembershipChange", "MembershipEvent",
+    "Arm", "Campaign", "CampaignKind", "CampaignRun", "CampaignSend", "RunStatus", "SendStatus",
     "CommunityHour", "FunnelDay", "FunnelStep",
     "InviteCode", "InviteIntent", "InviteLink", "Referral", "ReferralFlag", "ReferralState", "Via",
 ]
