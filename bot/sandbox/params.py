@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .errors import bad_request
+from .errors import ApiError, bad_request
 
 TRUE_STRINGS = {"true", "1", "yes", "on"}
 FALSE_STRINGS = {"false", "0", "no", "off", ""}
@@ -128,7 +128,11 @@ async def read_params(request: web.Request) -> Params:
                 raise bad_request("JSON body must be an object")
             values.update(body)
         else:
-            form = await request.post()
+            try:
+                form = await request.post()
+            except web.HTTPRequestEntityTooLarge:
+                # Telegram answers an upload over its 50 MB limit the same way.
+                raise ApiError(413, "Request Entity Too Large") from None
             for key, value in form.items():
                 if isinstance(value, web.FileField):
                     uploads[key] = Upload(value.filename, value.content_type, value.file.read())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .images import photo_sizes
 from .state import ADMIN_RIGHTS, CHAT_PERMISSIONS, ChatMemberState, SimChat, SimFile, SimInviteLink, SimMessage, SimUser
 
 PHOTO_SIZE = (1280, 720)
@@ -100,7 +101,7 @@ def invite_link_json(link: SimInviteLink, creator: SimUser, *, hidden: bool = Fa
 def file_json(file: SimFile) -> Any:
     size = len(file.data) if file.data is not None else 0
     if file.kind == "photo":
-        width, height = PHOTO_SIZE
+        # Thumbnails share the file's ids here; only the largest size is the real upload.
         return [
             {
                 "file_id": file.file_id,
@@ -109,6 +110,7 @@ def file_json(file: SimFile) -> Any:
                 "height": height,
                 "file_size": size,
             }
+            for width, height in photo_sizes(file.size or PHOTO_SIZE)
         ]
     data = {"file_id": file.file_id, "file_unique_id": file.file_unique_id, "file_size": size}
     if file.file_name:

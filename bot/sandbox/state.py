@@ -184,6 +184,7 @@ class SimFile:
     mime_type: str | None = None
     data: bytes | None = None
     url: str | None = None
+    size: tuple[int, int] | None = None  # an uploaded photo's pixels, as its header says
 
     def text(self, encoding: str = "utf-8") -> str:
         """The uploaded bytes decoded, for asserting on CSV/JSON exports."""

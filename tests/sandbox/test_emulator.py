@@ -33,6 +33,12 @@ from bot.sandbox import SandboxError, TelegramEmulator
 
 pytestmark = pytest.mark.asyncio
 
+# A 1×1 PNG: the emulator, like Telegram, refuses photo bytes that are no image.
+TINY_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
+    "0000000c4944415408d763f8ffff3f0005fe02fea7d6a4830000000049454e44ae426082"
+)
+
 
 def keyboard(*buttons: InlineKeyboardButton) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[list(buttons)])
@@ -429,7 +435,7 @@ async def test_documents_keep_bytes_and_file_ids_resend(emu, bot):
     with pytest.raises(TelegramBadRequest, match="wrong file identifier"):
         await bot.send_photo(alice.id, "no-such-file-id")
     photo = await bot.send_photo(
-        alice.id, BufferedInputFile(b"\x89PNG....", filename="p.png"), caption="<b>Fresh</b>", parse_mode="HTML"
+        alice.id, BufferedInputFile(TINY_PNG, filename="p.png"), caption="<b>Fresh</b>", parse_mode="HTML"
     )
     assert photo.caption == "Fresh" and photo.photo[0].file_id
 

@@ -13,6 +13,7 @@ from typing import Any
 from ..core import DELETE_WINDOW, button_rows, describe
 from ..errors import NOT_MODIFIED, QUERY_TOO_OLD, ApiError, bad_request
 from ..formatting import FormattedText, parse_text
+from ..images import check_upload
 from ..markup import parse_reply_markup
 from ..params import Params, Upload
 from ..serialize import message_json
@@ -103,11 +104,13 @@ def send(emu, chat: SimChat, p: Params, **fields: Any) -> dict[str, Any]:
 def register_file(emu, kind: str, upload: Upload | str) -> SimFile:
     number = emu.serial()
     if isinstance(upload, Upload):
+        size = check_upload(kind, upload)
         mime = upload.content_type
         if not mime or mime == "application/octet-stream":
             mime = mimetypes.guess_type(upload.filename)[0] or "application/octet-stream"
         file = SimFile(
-            f"{FILE_ID_PREFIX[kind]}{number:010d}", f"AQAD{number:08d}", kind, upload.filename, mime, upload.data
+            f"{FILE_ID_PREFIX[kind]}{number:010d}", f"AQAD{number:08d}", kind, upload.filename, mime, upload.data,
+            size=size,
         )
     else:
         name = upload.rstrip("/").rsplit("/", 1)[-1] or None
