@@ -12,6 +12,7 @@ import pytest
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.methods import SendMessage
 from aiogram.types import BufferedInputFile
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -21,6 +22,7 @@ import models
 from bot.core.db import create_engine, session_factory
 from bot.sandbox import ApiError, SimChat, SimUser, TelegramEmulator
 from bot.telegram.flood import SpendGroupBudget
+from bot.telegram.outbox import serialize
 from bot.telegram.send_budget import Limit, Limits, MemoryBudget, RedisBudget
 from bot.telegram.sender import Sender
 
@@ -290,9 +292,9 @@ async def test_broadcast_runs_at_the_overall_limit(make_sender, emu, world):
     class CountingBudget(MemoryBudget):
         calls = 0
 
-        async def acquire(self, chat_id):
+        async def acquire(self, chat_id, *, paid=False):
             CountingBudget.calls += 1
-            return await super().acquire(chat_id)
+            return await super().acquire(chat_id, paid=paid)
 
     emu.rate_limits.overall = (30, 1.0 - LATENCY_ALLOWANCE)
     users = [emu.add_user(f"U{n}") for n in range(60)]
@@ -306,6 +308,48 @@ async def test_broadcast_runs_at_the_overall_limit(make_sender, emu, world):
     assert answered_429(emu) == 0
     assert 1.0 <= elapsed < 2.0  # two windows; a third would begin at 2.0 s (the margin is for a loaded CI machine)
     assert CountingBudget.calls <= 60 + 2 * 8  # at most one refusal per worker per wait
+
+
+async def test_paid_broadcast_is_not_held_to_30_a_second(make_sender, emu, world):
+    """60 paid messages go out at once (0.1 Star each) where free ones would take two windows."""
+    emu.rate_limits.overall = (30, 1.0 - LATENCY_ALLOWANCE)
+    emu.bot_star_balance = 10
+    users = [emu.add_user(f"U{n}") for n in range(60)]
+    for user in users:
+        emu.send(user, None, "/start")
+    sender = make_sender()
+    started = time.monotonic()
+    deliveries = await asyncio.gather(*(sender.send_message(u.id, "sale", paid_broadcast=True) for u in users))
+    elapsed = time.monotonic() - started
+    assert all(d.ok for d in deliveries) and answered_429(emu) == 0
+    assert elapsed < 0.9  # the free budget would hold the second 30 until 1.05 s
+    assert (emu.paid_messages, emu.bot_star_balance) == (60, pytest.approx(4.0))
+    free = await sender.send_message(world.ann.id, "receipt")
+    assert free.ok and emu.paid_messages == 60
+    assert "allow_paid_broadcast" not in emu.calls("sendMessage")[-1].params
+
+
+async def test_paid_broadcast_follows_the_paid_budget(make_sender, emu):
+    emu.bot_star_balance = 10
+    users = [emu.add_user(f"U{n}") for n in range(40)]
+    for user in users:
+        emu.send(user, None, "/start")
+    sender = make_sender(MemoryBudget(Limits(paid_overall=Limit(10, 0.5))))
+    started = time.monotonic()
+    deliveries = await asyncio.gather(*(sender.send_message(u.id, "sale", paid_broadcast=True) for u in users))
+    elapsed = time.monotonic() - started
+    assert all(d.ok for d in deliveries) and emu.paid_messages == 40
+    assert 1.5 <= elapsed < 2.5  # four paid windows of 10 (the free budget would take 1.05 s)
+
+
+async def test_paid_broadcast_without_stars_is_refused(make_sender, emu, world):
+    emu.bot_star_balance = 0
+    sender = make_sender()
+    delivery = await sender.send_message(world.ann.id, "sale", paid_broadcast=True)
+    assert (delivery.ok, delivery.error) == (False, "bad_request")
+    assert delivery.description == "Bad Request: BALANCE_TOO_LOW"
+    assert texts(emu, world.ann) == [] and emu.paid_messages == 0
+    assert '"allow_paid_broadcast":true' in serialize(SendMessage(chat_id=1, text="x", allow_paid_broadcast=True))
 
 
 async def test_two_senders_share_one_redis_budget(bot, sessions, emu, world):
