@@ -9,7 +9,8 @@ which the next start, or a peer on the same host, counts when the process was ki
 Check-ins and orders come through the tracker too, and every sighting counts for the member's
 community-local day (models.ActivityDay, bot/services/activity_days.py): the buffer keeps counts
 per 15-minute slot of UTC, and the flush turns slots into days in the community's timezone, read
-with its id and read again every few minutes.
+with its id and read again every few minutes. The same flush adds the community's messages and
+orders per local hour, and the funnel steps counted here (bot/services/stats_counters.py).
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services import activity_days
+from bot.services import activity_days, stats_counters
 from bot.services.activity_days import EPOCH, SLOT, SLOT_SECONDS, UTC, rhythm_values, slot_day, slot_start, zone
 from bot.services.activity_journal import ActivityJournal
 from bot.services.upsert import insert_for, insert_rows, rows_params
 from bot.services.users import Profile
-from models import Community, Member, User
+from models import Community, FunnelStep, Member, User
 from models.community import BOT_STATUS_UNKNOWN
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ class ActivityTracker:
     def __init__(self, *, default_locale: str, default_timezone: str, journal: ActivityJournal | None = None) -> None:
         self._journal = journal
         self._buffer: dict[tuple[int, int], _Sighting] = {}
+        self._steps: stats_counters.Steps = {}
         self._community_ids: dict[int, int] = {}
         self._zones: dict[int, ZoneInfo] = {}  # by chat id, read with the community's id
         self._communities_read = time.monotonic()
@@ -174,6 +176,13 @@ class ActivityTracker:
         """A check-in or an order placed, in the group or in private, once its transaction committed.
         It counts for the day and the member's rhythm; it does not make anyone a member."""
         self.record_many((Sighting(chat_id, chat_title, profile, at, 0, checkins, orders, False),))
+
+    def count_step(self, *, community_id: int, tz_name: str, product_id: int, step: FunnelStep, at: datetime) -> None:
+        """A funnel step that leaves no row of its own (a Buy press, a checkout opened), counted for
+        the community-local day of `at` and written with the next flush. Not journaled: a process
+        killed between flushes loses a few seconds of these counts, never a member's activity."""
+        key = (community_id, product_id, step.value, at.astimezone(zone(tz_name)).date())
+        self._steps[key] = self._steps.get(key, 0) + 1
 
     def record_many(self, sightings: Sequence[Sighting]) -> None:
         """Sightings journaled in one write, then buffered: once this returns, their updates may be
@@ -238,19 +247,20 @@ class ActivityTracker:
 
     @property
     def pending(self) -> int:
-        return len(self._buffer)
+        return len(self._buffer) + len(self._steps)
 
     async def flush(self, session: AsyncSession) -> int:
         """Write everything buffered; returns the number of member rows touched."""
         async with self._lock:
             batch, self._buffer = self._buffer, {}
+            steps, self._steps = self._steps, {}
             journaled = self._journal.seal() if self._journal is not None else ()
-            if not batch:
+            if not batch and not steps:
                 if journaled:
                     self._journal.remove(journaled)  # erasures, and sightings they voided: nothing to write
                 return 0
             try:
-                written = await self._write(session, batch)
+                written = await self._write(session, batch, steps)
                 await session.commit()
             except Exception:
                 await session.rollback()
@@ -263,6 +273,8 @@ class ActivityTracker:
                         self._buffer[key] = seen
                     else:
                         newer.merge(seen)
+                for key, n in steps.items():
+                    self._steps[key] = self._steps.get(key, 0) + n
                 # The journal keeps what was sealed: the next flush holds it again and removes it.
                 raise
             if journaled:
@@ -293,8 +305,18 @@ class ActivityTracker:
                 adopted += 1
             return adopted
 
-    async def _write(self, session: AsyncSession, batch: dict[tuple[int, int], _Sighting]) -> dict[int, Profile]:
+    async def _write(self, session: AsyncSession, batch: dict[tuple[int, int], _Sighting],
+                     steps: stats_counters.Steps) -> dict[int, Profile]:
         """Execute the upserts (no commit); returns the profiles written, for the cache once committed."""
+        dialect = session.get_bind().dialect.name
+        written = await self._write_sightings(session, batch, dialect) if batch else {}
+        if steps:
+            await session.execute(stats_counters.funnel_upsert(dialect),
+                                  rows_params(dialect, stats_counters.FUNNEL_COLUMNS, stats_counters.step_rows(steps)))
+        return written
+
+    async def _write_sightings(self, session: AsyncSession, batch: dict[tuple[int, int], _Sighting],
+                               dialect: str) -> dict[int, Profile]:
         communities = await self._resolve_communities(session, batch)
         users: dict[int, _Sighting] = {}
         for seen in batch.values():
@@ -311,11 +333,11 @@ class ActivityTracker:
         # One statement built once per dialect for all the rows (bot/services/upsert.py): a
         # multi-row VALUES literal would be compiled afresh on every flush, which took most of a
         # flush's CPU (about 1 s for 5,000 members) while the event loop waits.
-        dialect = session.get_bind().dialect.name
         if user_rows:
             await session.execute(_users_upsert(dialect), rows_params(dialect, _USER_COLUMNS, user_rows))
 
-        days = self._days(batch, communities)
+        hours: stats_counters.Hours = {}
+        days = self._days(batch, communities, hours)
         member_rows, elsewhere = [], []
         for (chat_id, user_id), s in sorted(batch.items()):
             community_id = communities.get(chat_id)
@@ -340,12 +362,18 @@ class ActivityTracker:
                     for (c, u), by_day in sorted(days.items()) for d, n in sorted(by_day.items())]
         if day_rows:
             await session.execute(activity_days.rows_upsert(dialect), rows_params(dialect, activity_days.COLUMNS, day_rows))
+        # Last: every worker's flush updates the same few hour rows, so they are held the shortest time.
+        hour_rows = stats_counters.hour_rows(hours)
+        if hour_rows:
+            await session.execute(stats_counters.hours_upsert(dialect),
+                                  rows_params(dialect, stats_counters.HOUR_COLUMNS, hour_rows))
         return {uid: seen.profile for uid, seen in users.items()}
 
-    def _days(self, batch: dict[tuple[int, int], _Sighting],
-              communities: dict[int, int]) -> dict[tuple[int, int], dict[date, list]]:
+    def _days(self, batch: dict[tuple[int, int], _Sighting], communities: dict[int, int],
+              hours: stats_counters.Hours) -> dict[tuple[int, int], dict[date, list]]:
         """(community, user) -> local day -> counts; two chats folded into one community (a group
-        that became a supergroup) add up."""
+        that became a supergroup) add up. Adds each community's messages and orders per local hour
+        to `hours`."""
         days: dict[tuple[int, int], dict[date, list]] = {}
         for (chat_id, user_id), seen in batch.items():
             community_id = communities.get(chat_id)
@@ -360,6 +388,14 @@ class ActivityTracker:
                     by_day[day] = list(counts)
                 else:
                     _add_counts(row, counts)
+                if counts[MESSAGES] or counts[ORDERS]:
+                    key = (community_id, *stats_counters.slot_hour(tz, slot))
+                    hour = hours.get(key)
+                    if hour is None:
+                        hours[key] = [counts[MESSAGES], counts[ORDERS]]
+                    else:
+                        hour[0] += counts[MESSAGES]
+                        hour[1] += counts[ORDERS]
         return days
 
     async def _resolve_communities(self, session: AsyncSession, batch: dict[tuple[int, int], _Sighting]) -> dict[int, int]:

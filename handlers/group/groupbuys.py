@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.core.config import Settings
 from bot.core.localtime import local_time
 from bot.services import groupbuy_board
+from bot.services.activity import ActivityTracker
 from bot.services.errors import DomainError
 from bot.services.groupbuy_board import Listed
 from bot.services.groupbuy_join import JoinMode, JoinRef
@@ -132,9 +133,11 @@ async def cmd_groupbuy_private(message: Message, session: AsyncSession, actor: A
 # ----- deep links -------------------------------------------------------------------------------
 
 async def _start(message: Message, ref: JoinRef, state: FSMContext, session: AsyncSession, settings: Settings,
-                 actor: Actor, bot_username: str, quantity: str | None = None, *, admits: Admits) -> None:
+                 actor: Actor, bot_username: str, quantity: str | None = None, *, admits: Admits,
+                 tracker: ActivityTracker | None = None) -> None:
     text, markup = await checkout.start_join(state=state, session=session, settings=settings, user_id=actor.user.id,
-                                             ref=ref, bot_username=bot_username, quantity_raw=quantity, admits=admits)
+                                             ref=ref, bot_username=bot_username, quantity_raw=quantity, admits=admits,
+                                             tracker=tracker)
     await message.answer(text, reply_markup=markup)
 
 
@@ -150,7 +153,7 @@ async def link_open_team(*, message: Message, arg: str, state: FSMContext, sessi
         await message.answer(_invalid())
         return
     await _start(message, JoinRef(int(match.group(1)), JoinMode.OPEN), state, session, settings, actor, bot_username,
-                 admits=membership.gate(bot, session, actor.user.id))
+                 admits=membership.gate(bot, session, actor.user.id), tracker=_data.get("tracker"))
 
 
 @deeplinks.route("gbt")
@@ -171,7 +174,8 @@ async def link_join_team(*, message: Message, arg: str, state: FSMContext, sessi
     # Someone the inviter brought who is not in the group yet: their join counts as the inviter's.
     gate = TeamInviteGate(admits, session=session, bot=bot, user_id=actor.user.id, inviter_id=ref.invited_by) \
         if ref.invited_by is not None else None
-    await _start(message, ref, state, session, settings, actor, bot_username, admits=gate or admits)
+    await _start(message, ref, state, session, settings, actor, bot_username, admits=gate or admits,
+                 tracker=_data.get("tracker"))
     if gate is not None:
         await gate.follow_up(message, actor.locale)
 
@@ -185,4 +189,5 @@ async def link_join_threshold(*, message: Message, arg: str, state: FSMContext, 
         await message.answer(_invalid())
         return
     await _start(message, JoinRef(int(match.group(1)), JoinMode.THRESHOLD), state, session, settings, actor, bot_username,
-                 quantity=match.group(2), admits=membership.gate(bot, session, actor.user.id))
+                 quantity=match.group(2), admits=membership.gate(bot, session, actor.user.id),
+                 tracker=_data.get("tracker"))

@@ -13,6 +13,7 @@ through the sender, so a rush of /buy is answered late rather than never.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from html import escape
 
 from aiogram import Bot, F, Router
@@ -27,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.core.config import Settings
 from bot.core.numbers import whole_number
 from bot.services import orders, products, users
+from bot.services.activity import ActivityTracker
 from bot.services.errors import DomainError
 from bot.telegram.group_reply import reply_in_group
 from bot.telegram.middlewares.actor import Actor
@@ -35,6 +37,7 @@ from bot.views import deeplinks
 from bot.views.errors_text import error_text
 from bot.views.keyboards import BuyProduct
 from handlers.member import checkout
+from models import Community, FunnelStep
 from models.shop import Product
 
 log = logging.getLogger(__name__)
@@ -50,7 +53,8 @@ def _usage() -> str:
 
 @router.message(Command("buy"))
 async def cmd_buy(message: Message, command: CommandObject, session: AsyncSession, actor: Actor, bot: Bot,
-                  bot_username: str, settings: Settings, fsm_storage: BaseStorage, sender: Sender) -> None:
+                  bot_username: str, settings: Settings, fsm_storage: BaseStorage, sender: Sender,
+                  tracker: ActivityTracker | None = None) -> None:
     community = actor.community
     if community is None:
         reply_in_group(sender, message, _("I do not sell in this group."))
@@ -73,7 +77,11 @@ async def cmd_buy(message: Message, command: CommandObject, session: AsyncSessio
     except DomainError as err:
         reply_in_group(sender, message, error_text(err, currency=community.currency))
         return
-    if actor.user.can_dm and await _start_in_private(message, session, settings, bot, fsm_storage, actor, product, quantity):
+    if tracker is not None:
+        tracker.count_step(community_id=community.id, tz_name=community.timezone, product_id=product.id,
+                           step=FunnelStep.BUY_PRESSED, at=message.date)
+    if actor.user.can_dm and await _start_in_private(message, session, settings, bot, fsm_storage, actor, product,
+                                                     quantity, tracker):
         return
     link = deeplinks.build(bot_username, "buy", f"{product.id}-{quantity}" if quantity else product.id)
     markup = InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text=_("🛒 Continue in private chat"), url=link)]])
@@ -94,12 +102,14 @@ def _quantity(raw: str, product: Product) -> int:
 
 
 async def _start_in_private(message: Message, session: AsyncSession, settings: Settings, bot: Bot, storage: BaseStorage,
-                            actor: Actor, product: Product, quantity: int | None) -> bool:
+                            actor: Actor, product: Product, quantity: int | None,
+                            tracker: ActivityTracker | None) -> bool:
     """Open the checkout in the member's private chat; False when they cannot be reached after all."""
     user_id = actor.user.id
     state = FSMContext(storage=storage, key=StorageKey(bot_id=bot.id, chat_id=user_id, user_id=user_id))
     text, markup = await checkout.start(state=state, session=session, settings=settings, user_id=user_id,
-                                        product_id=product.id, quantity_raw=str(quantity) if quantity else None)
+                                        product_id=product.id, quantity_raw=str(quantity) if quantity else None,
+                                        tracker=tracker)
     try:
         await bot.send_message(user_id, text, reply_markup=markup)
     except TelegramForbiddenError:
@@ -112,7 +122,7 @@ async def _start_in_private(message: Message, session: AsyncSession, settings: S
 
 @router.callback_query(BuyProduct.filter())
 async def on_buy_button(query: CallbackQuery, callback_data: BuyProduct, session: AsyncSession, actor: Actor,
-                        bot_username: str) -> None:
+                        bot_username: str, tracker: ActivityTracker | None = None) -> None:
     """Telegram opens `t.me/<bot>?start=buy-<id>` given as the answer's url: the checkout starts there."""
     product_id = callback_data.product_id
     product = await session.get(Product, product_id) if 0 < product_id <= NUMBER_MAX else None
@@ -124,4 +134,9 @@ async def on_buy_button(query: CallbackQuery, callback_data: BuyProduct, session
     except DomainError as err:
         await query.answer(error_text(err), show_alert=True)
         return
+    if tracker is not None:
+        community = actor.community or await session.get(Community, product.community_id)
+        # A press carries no date: it happened when it arrived.
+        tracker.count_step(community_id=product.community_id, tz_name=community.timezone, product_id=product.id,
+                           step=FunnelStep.BUY_PRESSED, at=datetime.now(timezone.utc))
     await query.answer(url=deeplinks.build(bot_username, "buy", product.id))

@@ -57,7 +57,7 @@ from bot.views.order_notify import method_label, order_message
 from bot.views.render import edit_or_send
 from handlers.forms import CheckoutForm
 from handlers.member.payments import send_invoice
-from models import Community, PickupPoint
+from models import Community, FunnelStep, PickupPoint
 from models.groupbuy import GroupBuy, GroupBuyStatus, TeamStatus
 from models.shop import Coupon, CouponKind, OrderStatus, PaymentMethod, Product
 
@@ -164,12 +164,13 @@ async def load_cart(state: FSMContext, session: AsyncSession, settings: Settings
 
 async def start(*, state: FSMContext, session: AsyncSession, settings: Settings, user_id: int, product_id: int,
                 quantity_raw: str | None = None, join: JoinRef | None = None, bot_username: str = "",
-                admits: Admits | None = None) -> View:
+                admits: Admits | None = None, tracker: ActivityTracker | None = None) -> View:
     """Open a new checkout for `product_id` and return its first step (the quantity, or the pickup
     point when a valid quantity came with the link). A product that cannot be bought at all ends
     it at once with the reason. With `join`, the checkout joins that group-buy (of this product);
     `bot_username` then builds the links it offers (a new team, sharing the member's team).
-    A deep link passes `admits`: whoever follows it must be in the product's group."""
+    A deep link passes `admits`: whoever follows it must be in the product's group. A checkout that
+    opens counts as the funnel's "checkout started" with the `tracker`."""
     await state.clear()
     product = await session.get(Product, row_id(product_id))
     community = await session.get(Community, product.community_id) if product else None
@@ -192,6 +193,9 @@ async def start(*, state: FSMContext, session: AsyncSession, settings: Settings,
         await cart.quote()  # one unit: refuses paused, archived, sold out, or the member's limit reached
     except DomainError as err:
         return await _ended(cart, err, error_text(err, currency=community.currency))
+    if tracker is not None:
+        tracker.count_step(community_id=community.id, tz_name=community.timezone, product_id=product.id,
+                           step=FunnelStep.CHECKOUT_STARTED, at=_now())
     await state.set_state(CheckoutForm.quantity)
     await state.set_data(data)
     if quantity_raw is None:
@@ -200,14 +204,15 @@ async def start(*, state: FSMContext, session: AsyncSession, settings: Settings,
 
 
 async def start_join(*, state: FSMContext, session: AsyncSession, settings: Settings, user_id: int, ref: JoinRef,
-                     bot_username: str, quantity_raw: str | None = None, admits: Admits | None = None) -> View:
+                     bot_username: str, quantity_raw: str | None = None, admits: Admits | None = None,
+                     tracker: ActivityTracker | None = None) -> View:
     """Open a checkout that joins a group-buy (a team, a new team, or a threshold)."""
     campaign = await session.get(GroupBuy, row_id(ref.group_buy_id))
     if campaign is None or campaign.status == GroupBuyStatus.DRAFT:
         await state.clear()
         return error_text(DomainError("groupbuy_unknown")), None
     return await start(state=state, session=session, settings=settings, user_id=user_id, product_id=campaign.product_id,
-                       quantity_raw=quantity_raw, join=ref, bot_username=bot_username, admits=admits)
+                       quantity_raw=quantity_raw, join=ref, bot_username=bot_username, admits=admits, tracker=tracker)
 
 
 @deeplinks.route("buy")
@@ -219,7 +224,7 @@ async def link_buy(*, message: Message, arg: str, state: FSMContext, session: As
         return
     text, markup = await start(state=state, session=session, settings=settings, user_id=actor.user.id,
                                product_id=int(match.group(1)), quantity_raw=match.group(2),
-                               admits=membership.gate(bot, session, actor.user.id))
+                               admits=membership.gate(bot, session, actor.user.id), tracker=_data.get("tracker"))
     await message.answer(text, reply_markup=markup)
 
 

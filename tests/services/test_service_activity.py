@@ -156,8 +156,9 @@ async def test_unchanged_profiles_are_not_written_again(session, fresh, tracker,
     for uid in (1, 2, 3):
         tracker.record(chat_id=CHAT, chat_title="Group", profile=profile(uid), at=t0 + timedelta(minutes=1))
     await tracker.flush(session)
-    # The members' statement and the days' (models.ActivityDay), no users'.
-    assert [st.split("(")[0] for st in statements] == ["INSERT INTO members ", "INSERT INTO activity_days "]
+    # The members' statement, the days' (models.ActivityDay) and the community's hours', no users'.
+    assert [st.split("(")[0] for st in statements] == ["INSERT INTO members ", "INSERT INTO activity_days ",
+                                                      "INSERT INTO community_hours "]
 
     # A changed profile is written (and only then).
     statements.clear()

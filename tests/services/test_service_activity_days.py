@@ -72,7 +72,7 @@ async def test_chatter_is_split_at_local_midnight_in_one_statement(session, engi
     writes = WriteCounter(engine)
     await tracker.flush(session)
 
-    assert writes.count == 3  # users, members, days: one statement each
+    assert writes.count == 4  # users, members, days, the community's hours: one statement each
     assert await day_rows(fresh, group.id) == expected(tz)
     # A later flush adds to the same days and widens their span.
     late = local(tz, 2026, 3, 7, 23, 59, 59)
@@ -149,7 +149,7 @@ async def test_check_ins_and_orders_count_for_the_day_and_never_make_a_member(se
     writes = WriteCounter(engine)
     await tracker.flush(session)
 
-    assert writes.count == 4  # users, A's membership (chatter), B's rhythm (no row: nothing), days
+    assert writes.count == 5  # users, A's membership (chatter), B's rhythm (no row: nothing), days, hours
     assert await day_rows(fresh, group.id) == {
         (A, date(2026, 3, 7)): (1, 1, 0, late - timedelta(hours=2), late),
         (A, date(2026, 3, 8)): (0, 0, 1, early, early),
