@@ -435,6 +435,15 @@ async def invites(cast: Cast) -> None:
         emu.clock = wall_clock
 
 
+async def stats(cast: Cast) -> None:
+    """The leader opens Stats: the overview chart with its numbers in the caption, then Growth in
+    its place."""
+    alice = cast.leader
+    await cast.say(alice, "/admin")
+    await cast.press(alice, "📊 Stats")
+    await cast.press(alice, "Growth")
+
+
 def _has_link(message, label: str) -> bool:
     return any(b.get("text") == label and "url" in b for row in (message.reply_markup or {}).get("inline_keyboard", [])
                for b in row)
@@ -448,6 +457,7 @@ CHAPTERS: list[tuple[str, Chapter]] = [
     ("Group-buys: a team fills, a team expires and is refunded, a threshold reaches its second tier", groupbuys),
     ("Check-ins: the daily card, a streak over four days, a make-up, a redeem, the leaderboard", checkins),
     ("Invites: a member's own link, a friend through it, another through the bot first, the reward", invites),
+    ("Stats: the leader's overview chart, then growth by way in", stats),
 ]
 
 

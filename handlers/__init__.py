@@ -23,6 +23,7 @@ def routers() -> list[Router]:
     from handlers.admin import invites_reports as admin_invites_reports
     from handlers.admin import invites_review as admin_invites_review
     from handlers.admin import orders as admin_orders
+    from handlers.admin import stats as admin_stats
     from handlers.group import chat_senders, onboarding, shop
     from handlers.group import checkin as group_checkin
     from handlers.group import groupbuys as group_groupbuys
@@ -64,6 +65,7 @@ def routers() -> list[Router]:
         admin_invites_reports.router,
         admin_groupbuys.router,
         groupbuy_setup.router,
+        admin_stats.router,
         group_groupbuys.router,
         member_checkin.router,
         member_points.router,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.jobs import checkins, groupbuy_cards, groupbuys, invites, leaders, orders, posts, summary
+from bot.jobs import checkins, groupbuy_cards, groupbuys, invites, leaders, orders, posts, stats_digest, summary
 from bot.jobs.registry import Job
 from bot.telegram.context import BotContext
 
@@ -17,6 +17,7 @@ JOBS: dict[str, Job] = {job.name: job for job in (
     posts.refresh_cards,
     orders.expire_orders,
     summary.daily_summary,
+    stats_digest.weekly_stats_digest,
     groupbuys.groupbuy_deadlines,
     groupbuys.groupbuy_refunds,
     groupbuy_cards.refresh_groupbuy_cards,

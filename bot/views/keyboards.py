@@ -25,6 +25,8 @@ class Section(StrEnum):
     GROUPBUYS = "gb"
     CHECKIN = "ci"
     INVITES = "inv"
+    STATS = "st"
+    DIGEST = "dg"
 
 
 class AdminPick(CallbackData, prefix="ap"):
@@ -474,3 +476,41 @@ class InviteFormNav(CallbackData, prefix="ivf"):
 
     op: InviteFormOp
     step: str
+
+
+class StatsScreen(StrEnum):
+    OVERVIEW = "ov"
+    GROWTH = "gr"
+    RETENTION = "re"
+    ACTIVITY = "ac"
+    SALES = "sa"
+    FUNNEL = "fu"
+    ENGAGEMENT = "en"
+
+
+class StatsOp(StrEnum):
+    VIEW = "v"
+    CSV = "c"
+
+
+class StatsView(CallbackData, prefix="sv"):
+    """/admin → Stats: show a screen's chart (in place of the one pressed) or send its CSV."""
+
+    community_id: int
+    screen: StatsScreen
+    op: StatsOp = StatsOp.VIEW
+
+
+class DigestOp(StrEnum):
+    ON = "on"
+    OFF = "off"
+    WEEKDAY = "d"
+    TIME = "t"
+
+
+class DigestOption(CallbackData, prefix="sd"):
+    """/admin → Settings → Weekly stats digest: turn it on or off, pick its weekday (1-7) or hour (0-23)."""
+
+    community_id: int
+    op: DigestOp
+    value: int = 0

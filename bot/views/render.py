@@ -44,7 +44,9 @@ async def edit_or_send(message: Message | InaccessibleMessage | None, text: str,
     except TelegramBadRequest as exc:
         if "message is not modified" in exc.message:
             return
-        if "message to edit not found" in exc.message or "message can't be edited" in exc.message:
+        # A photo (a stats chart) has no text to edit: the menu comes back as a message of its own.
+        if any(reason in exc.message for reason in ("message to edit not found", "message can't be edited",
+                                                   "there is no text in the message to edit")):
             await message.answer(text, reply_markup=markup)
             return
         raise

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from io import BytesIO
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from babel.numbers import format_decimal
@@ -42,6 +42,12 @@ from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
+from bot.services.money import BABEL_LOCALE, precision
+from models.invite import Via
+
+if TYPE_CHECKING:
+    from bot.services.stats import Activity, Engagement, Funnel, Growth, Overview, Retention, Sales
+
 WIDTH_PX, HEIGHT_PX = 1000, 700
 _DPI = 100
 
@@ -49,8 +55,16 @@ _DPI = 100
 BLUE, ORANGE, GREEN, PURPLE, RED, YELLOW, BROWN = (
     "#3b88c3", "#f4900c", "#78b159", "#aa8ed6", "#dd2e44", "#fdcb58", "#c1694f")
 SQUARES = {BLUE: "🟦", ORANGE: "🟧", GREEN: "🟩", PURPLE: "🟪", RED: "🟥", YELLOW: "🟨", BROWN: "🟫"}
+BLACK, WHITE = "#31373d", "#d5d9dd"
+SQUARES = {**SQUARES, BLACK: "⬛", WHITE: "⬜"}
 GREY = "#b0b7bf"
 INK = "#1f2933"
+# Each way in keeps its colour on every chart, so a leader learns them.
+SOURCE_COLOURS = {
+    Via.MEMBER_LINK: BLUE, Via.JOIN_REQUEST: PURPLE, Via.DEEP_LINK: GREEN, Via.PRIMARY_LINK: YELLOW,
+    Via.ADMIN_LINK: BROWN, Via.ADDED_BY_ADMIN: ORANGE, Via.GROUP_BUY_LINK: BLACK, Via.UNKNOWN: WHITE,
+}
+LEAVES_COLOUR = RED
 
 BIG, MID, SMALL = 30, 22, 17
 
@@ -61,7 +75,7 @@ _lock = threading.Lock()
 def number(value: float, locale: str, digits: int = 0) -> str:
     """Digits as the leader's locale groups them; both en and zh_Hans write ASCII digits."""
     pattern = "#,##0" + ("." + "0" * digits if digits else "")
-    return format_decimal(value, format=pattern, locale=locale)
+    return format_decimal(value, format=pattern, locale=BABEL_LOCALE.get(locale, "en"))
 
 
 def percent(share: float | None) -> str:
@@ -296,6 +310,84 @@ def draw_histogram(labels: Sequence[str], counts: Sequence[int], big_numbers: Se
                  bbox={"boxstyle": "circle,pad=0.3", "facecolor": INK, "edgecolor": "none"})
         fig.text(0.85, y, figure, fontsize=BIG + 6, color=INK, ha="center", va="center", weight="bold")
     return _png(fig)
+
+
+# --- the screens: the stats service's results in, PNG bytes out ---------------------------------------
+
+# The overview's key numbers, in the order of their numbered panels (the caption uses the same order),
+# and whether a rise is good news.
+OVERVIEW_KEYS: tuple[tuple[str, bool], ...] = (
+    ("members", True), ("joins", True), ("leaves", False), ("dau", True), ("wau", True), ("mau", True),
+    ("stickiness", True), ("messages", True), ("orders", True), ("revenue", True), ("checkin_participation", True),
+)
+_SHARES = {"stickiness", "checkin_participation"}
+
+
+def money_number(amount: int, currency: str, locale: str) -> str:
+    """An amount in minor units as digits only (the currency is named in the caption)."""
+    digits = precision(currency)
+    return number(amount / 10**digits, locale, digits)
+
+
+def overview_value(data: Overview, key: str, value: float, locale: str) -> str:
+    if key in _SHARES:
+        return percent(value)
+    if key == "revenue":
+        return money_number(int(value), data.currency, locale)
+    return number(value, locale)
+
+
+def render_overview(data: Overview, locale: str) -> bytes:
+    tiles = []
+    for key, good_when_up in OVERVIEW_KEYS:
+        figure = getattr(data, key)
+        tiles.append(Tile(overview_value(data, key, figure.value, locale),
+                          overview_value(data, key, figure.previous, locale), figure.change_ratio, good_when_up))
+    return draw_tiles(tiles)
+
+
+def render_growth(data: Growth, locale: str) -> bytes:
+    stacks = [(SOURCE_COLOURS.get(source, GREY), data.joins[source]) for source in data.sources]
+    return draw_stacked_days(data.days, stacks, (LEAVES_COLOUR, data.leaves))
+
+
+def render_retention(data: Retention, locale: str) -> bytes:
+    cohorts = data.cohorts
+    return draw_cohorts([c.start for c in cohorts], [c.size for c in cohorts], [c.active for c in cohorts], locale)
+
+
+def render_activity(data: Activity, locale: str) -> bytes:
+    return draw_week_hours([data.messages, data.orders])
+
+
+def render_sales(data: Sales, locale: str) -> bytes:
+    scale = 10 ** precision(data.currency)
+    return draw_days_and_ranking(data.days, [r / scale for r in data.revenue],
+                                 [p.revenue / scale for p in data.top_products], locale,
+                                 digits=precision(data.currency))
+
+
+def render_funnel(data: Funnel, locale: str) -> bytes:
+    return draw_funnel(data.counts, locale)
+
+
+def engagement_figures(data: Engagement, locale: str) -> list[str]:
+    """The big numbers beside the streaks: the K-factor, then the win-back lift when there is one."""
+    figures = [number(data.k_factor, locale, 2)]
+    if data.winback is not None and data.winback.lift is not None:
+        figures.append(f"{round(data.winback.lift * 100):+d}%")
+    return figures
+
+
+def render_engagement(data: Engagement, locale: str) -> bytes:
+    return draw_histogram([b.label for b in data.streaks], [b.members for b in data.streaks],
+                          engagement_figures(data, locale), locale)
+
+
+RENDERERS: dict[str, Callable[[Any, str], bytes]] = {
+    "overview": render_overview, "growth": render_growth, "retention": render_retention,
+    "activity": render_activity, "sales": render_sales, "funnel": render_funnel, "engagement": render_engagement,
+}
 
 
 async def render_async(render: Callable[..., bytes], *args: Any) -> bytes:

@@ -45,6 +45,7 @@ def settings_view(community: Community, pickup_count: int) -> tuple[str, InlineK
                               callback_data=nav(community.id, Section.LANGUAGE))],
         [InlineKeyboardButton(text=_("📍 Pickup points ({n})").format(n=pickup_count), callback_data=nav(community.id, Section.PICKUPS))],
         [InlineKeyboardButton(text=_("🛒 Shop options"), callback_data=nav(community.id, Section.SHOP))],
+        [InlineKeyboardButton(text=_("🗓 Weekly stats digest"), callback_data=nav(community.id, Section.DIGEST))],
         [back_button(community.id)],
     ]
     return text, InlineKeyboardMarkup(inline_keyboard=rows)

@@ -1,0 +1,141 @@
+"""/admin → 📊 Stats through the emulator: a chart per screen as a photo with its key numbers in the
+caption, switched in place, a CSV per screen, refusals of forged presses, and the weekly digest."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timedelta, timezone
+
+from e2e_harness import E2E, Group, en, zh
+from sqlmodel import select
+
+from bot.services import users
+from bot.views.keyboards import StatsOp, StatsScreen, StatsView
+from models import ActivityDay, Community, Member
+
+NOT_LEADER = "Only this community's leaders can do that."
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def open_stats(e2e: E2E, group: Group) -> None:
+    alice = group.leader
+    await e2e.say(alice, "/admin")
+    await e2e.press(alice, en("📊 Stats"))
+
+
+def csv_rows(e2e: E2E) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(e2e.emu.documents[-1].text().lstrip("\ufeff"))))
+
+
+async def test_leader_opens_stats_switches_screens_and_gets_csv(e2e: E2E, group: Group) -> None:
+    alice, bob, carol = group.leader, *group.members
+    await e2e.say(bob, "Morning all", group.chat)
+    await e2e.say(carol, "Hi!", group.chat)
+    await e2e.say(bob, "Any bread today?", group.chat)
+    await e2e.act(lambda: e2e.emu.leave(group.chat, carol))
+
+    async def flushed():
+        async with e2e.db() as s:
+            rows = (await s.exec(select(ActivityDay).where(ActivityDay.community_id == group.community_id))).all()
+        return rows if sum(r.messages for r in rows) == 3 else None
+
+    await e2e.eventually(flushed, what="the activity flush")
+
+    await open_stats(e2e, group)
+    chart = e2e.last_msg(alice)
+    assert chart.photo is not None and chart.photo.data.startswith(b"\x89PNG")
+    lines = chart.caption.splitlines()
+    assert lines[0] == en("<b>📊 {screen} · {title}</b>", screen=en("Overview"), title="Green Valley").replace(
+        "<b>", "").replace("</b>", "")
+    # Alice (who made the group) and Bob are in it now; Bob and Carol joined this week and Carol left.
+    assert lines[2].startswith("1️⃣ " + en("Members now") + ": 2 ")
+    assert lines[3] == "2️⃣ " + en("Joins") + ": 2 (" + en("{change} vs {previous}", change="+2", previous="0") + ")"
+    assert lines[4].startswith("3️⃣ " + en("Leaves") + ": 1 ")
+    assert lines[9].startswith("8️⃣ " + en("Messages") + ": 3 ")
+    assert chart.buttons[0][0] == "• " + en("Overview")
+
+    await e2e.press(alice, en("Growth"), message=chart)
+    assert e2e.last_msg(alice) is chart  # the same message, its photo replaced in place
+    assert chart.edited == 1 and chart.caption.splitlines()[0].startswith("📊 " + en("Growth"))
+    assert en("Joins <b>{joins}</b> · leaves <b>{leaves}</b> · net <b>{net}</b>", joins=2, leaves=1,
+              net="+1").replace("<b>", "").replace("</b>", "") in chart.caption
+    assert e2e.failed_requests() == []
+
+    await e2e.press(alice, en("⬇️ CSV"), message=chart)
+    document = e2e.last_msg(alice)
+    assert document.document is not None and document.document.file_name.startswith("stats-growth-")
+    rows = csv_rows(e2e)
+    assert rows[0][0] == "day" or rows[0][0].lower().startswith("day")
+    assert sum(int(row[-1]) for row in rows[1:] if row[-1].isdigit()) >= 1
+
+
+async def test_a_forged_press_from_a_member_is_refused(e2e: E2E, group: Group) -> None:
+    bob = group.members[0]
+    await e2e.say(bob, "/start")
+    before = len(e2e.emu.bot_messages(bob))
+    for op in StatsOp:
+        forged = StatsView(community_id=group.community_id, screen=StatsScreen.SALES, op=op).pack()
+        callback = await e2e.press_data(bob, forged, message=e2e.last_msg(bob))
+        assert e2e.answer(callback).text == en(NOT_LEADER)
+    assert len(e2e.emu.bot_messages(bob)) == before
+    assert e2e.emu.documents == []
+
+
+async def test_a_leader_who_lost_the_role_is_refused(e2e: E2E, group: Group) -> None:
+    alice = group.leader
+    await open_stats(e2e, group)
+    chart = e2e.last_msg(alice)
+    async with e2e.db() as s:
+        member = (await s.exec(select(Member).where(Member.community_id == group.community_id,
+                                                   Member.user_id == alice.id))).one()
+        member.is_leader = False
+        await s.commit()
+    callback = await e2e.press(alice, en("Sales"), message=chart)
+    assert e2e.answer(callback).text == en(NOT_LEADER)
+    assert chart.edited == 0
+
+
+async def test_weekly_digest_once_a_week_at_the_local_time_and_off_in_settings(e2e: E2E, group: Group) -> None:
+    alice, bob = group.leader, group.members[0]
+    async with e2e.db() as s:
+        community = await s.get(Community, group.community_id)
+        community.timezone = "Asia/Shanghai"
+        await s.commit()
+    await e2e.say(alice, "/start")
+    await e2e.say(bob, "/start")
+    before = len(e2e.emu.bot_messages(alice))
+    monday = datetime(2026, 11, 30, 0, 59, tzinfo=timezone.utc)  # 08:59 on a Monday in Shanghai
+    assert await e2e.app.run_job("stats_digest", monday) == "0 communities, 0 messages"
+    at = monday + timedelta(minutes=1)
+    assert await e2e.app.run_job("stats_digest", at) == "1 communities, 1 messages"
+    assert await e2e.app.run_job("stats_digest", at + timedelta(days=2)) == "0 communities, 0 messages"
+    await e2e.settle()
+    digest = e2e.emu.bot_messages(alice)[before:]
+    assert len(digest) == 1 and digest[0].photo is not None
+    assert digest[0].caption.splitlines()[0] == en("<b>🗓 Your week · {title}</b>", title="Green Valley").replace(
+        "<b>", "").replace("</b>", "")
+    assert e2e.emu.bot_messages(bob)[-1].photo is None  # members get no digest
+
+    # In Chinese for a leader who reads Chinese; then off from Settings.
+    async with e2e.db() as s:
+        await users.set_locale(s, user_id=alice.id, locale="zh_Hans", now=now())
+    assert await e2e.app.run_job("stats_digest", at + timedelta(days=7)) == "1 communities, 1 messages"
+    await e2e.settle()
+    assert e2e.last_msg(alice).caption.splitlines()[0] == zh("<b>🗓 Your week · {title}</b>",
+                                                             title="Green Valley").replace("<b>", "").replace("</b>", "")
+    await e2e.say(alice, "/admin")
+    await e2e.press(alice, zh("⚙️ Settings"))
+    await e2e.press(alice, zh("🗓 Weekly stats digest"))
+    await e2e.press(alice, zh("Turn it off"))
+    assert zh("Off.") in e2e.last(alice)
+    assert await e2e.app.run_job("stats_digest", at + timedelta(days=14)) == "0 communities, 0 messages"
+    await e2e.press(alice, zh("Turn it on"))
+    await e2e.press(alice, "21:00")
+    assert "21:00" in e2e.last(alice)
+    assert await e2e.app.run_job("stats_digest", at + timedelta(days=14)) == "0 communities, 0 messages"
+    evening = datetime(2026, 12, 14, 13, 0, tzinfo=timezone.utc)  # 21:00 in Shanghai, that Monday
+    assert await e2e.app.run_job("stats_digest", evening) == "1 communities, 1 messages"
