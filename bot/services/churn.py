@@ -27,7 +27,16 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, Float, and_, case, func, literal, select
+from sqlalchemy import (
+    Date,
+    Float,
+    Integer,
+    and_,
+    case,
+    func,
+    literal,
+    select,
+)
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Member, MemberStatus, Order, OrderStatus, User
@@ -121,24 +130,33 @@ async def community_gap(session: AsyncSession, *, community_id: int) -> float:
     return DEFAULT_GAP_DAYS if value is None else max(float(value), 1.0)
 
 
+def _bought(community_id: int):
+    o = Order.__table__.c
+    return o.community_id == community_id, o.status != OrderStatus.CANCELLED
+
+
+def _orders_per_member(community_id: int):
+    o = Order.__table__.c
+    return (select(o.user_id, func.count().label("n")).where(*_bought(community_id))
+            .group_by(o.user_id).subquery("bought"))
+
+
 def _candidates(*, community_id: int, audience: Audience, policy: RiskPolicy, now: datetime):
-    """The audience's members with their rhythm, orders and exclusion class ('new', 'recent', 'scan')."""
-    members, users = Member.__table__, User.__table__
-    m, u, o = members.c, users.c, Order.__table__.c
-    bought = (select(o.user_id, func.count().label("orders"), func.max(o.created_at).label("last_order_at"))
-              .where(o.community_id == community_id, o.status != OrderStatus.CANCELLED)
-              .group_by(o.user_id).subquery("bought"))
+    """The audience's members with their rhythm and exclusion class ('new', 'recent', 'scan').
+
+    Erased users and recent orders are small sets: written as IN lists, PostgreSQL hashes them once
+    instead of joining a million users or aggregating every order for every member."""
+    m, u, o = Member.__table__.c, User.__table__.c, Order.__table__.c
+    recent = select(o.user_id).where(*_bought(community_id),
+                                     o.created_at > now - timedelta(days=policy.recent_order_days))
     klass = case((m.joined_at > now - timedelta(days=policy.new_member_days), literal("new")),
-                 (and_(bought.c.last_order_at.is_not(None),
-                       bought.c.last_order_at > now - timedelta(days=policy.recent_order_days)), literal("recent")),
-                 else_=literal("scan")).label("klass")
-    query = (select(m.user_id, m.active_days, m.first_active_on, m.last_active_on,
-                    func.coalesce(bought.c.orders, 0).label("orders"), klass)
-             .select_from(members.join(users, u.id == m.user_id).outerjoin(bought, bought.c.user_id == m.user_id))
-             .where(m.community_id == community_id, m.status == MemberStatus.MEMBER, u.erased.is_(False),
+                 (m.user_id.in_(recent), literal("recent")), else_=literal("scan")).label("klass")
+    query = (select(m.user_id, m.active_days, m.first_active_on, m.last_active_on, klass)
+             .where(m.community_id == community_id, m.status == MemberStatus.MEMBER,
+                    m.user_id.not_in(select(u.id).where(u.erased.is_(True))),
                     m.last_active_on.is_not(None), m.active_days >= 1))
     if audience is Audience.BUYERS:
-        query = query.where(bought.c.orders.is_not(None))
+        query = query.where(m.user_id.in_(select(o.user_id).where(*_bought(community_id))))
     return query
 
 
@@ -154,20 +172,14 @@ async def scan(session: AsyncSession, *, community_id: int, tz: str, audience: A
     gap = await community_gap(session, community_id=community_id)
     query = _candidates(community_id=community_id, audience=audience, policy=policy, now=now)
     if session.bind.dialect.name == "postgresql":
-        return await _scan_in_sql(session, query, today=today, gap=gap, policy=policy)
-    return await _scan_in_python(session, query, today=today, gap=gap, policy=policy)
+        return await _scan_in_sql(session, query, community_id=community_id, today=today, gap=gap, policy=policy)
+    return await _scan_in_python(session, query, community_id=community_id, today=today, gap=gap, policy=policy)
 
 
-def _at_risk(row, *, risk: float, silent: int, typical: float) -> AtRisk:
-    return AtRisk(user_id=row.user_id, risk=risk, days_silent=silent, typical_gap=typical,
-                  active_days=row.active_days, last_active_on=row.last_active_on, orders=row.orders)
-
-
-def _ranked(drifting: list[AtRisk]) -> list[AtRisk]:
-    return sorted(drifting, key=lambda a: (-a.risk, -a.days_silent, a.user_id))
-
-
-async def _scan_in_python(session: AsyncSession, query, *, today: date, gap: float, policy: RiskPolicy) -> RiskScan:
+async def _scan_in_python(session: AsyncSession, query, *, community_id: int, today: date, gap: float,
+                          policy: RiskPolicy) -> RiskScan:
+    bought = _orders_per_member(community_id)
+    orders = dict((await session.execute(select(bought.c.user_id, bought.c.n))).all())
     histogram = [0] * BANDS
     drifting: list[AtRisk] = []
     excluded = {"new": 0, "recent": 0}
@@ -187,42 +199,46 @@ async def _scan_in_python(session: AsyncSession, query, *, today: date, gap: flo
             flagged = risk >= policy.threshold
         histogram[band(risk)] += 1
         if flagged:
-            drifting.append(_at_risk(row, risk=risk, silent=silent, typical=typical))
-    return RiskScan(drifting=_ranked(drifting), scanned=sum(histogram), excluded_new=excluded["new"],
+            drifting.append(AtRisk(row.user_id, risk, silent, typical, row.active_days, row.last_active_on,
+                                   orders.get(row.user_id, 0)))
+    drifting.sort(key=lambda a: (-a.risk, -a.days_silent, a.user_id))
+    return RiskScan(drifting=drifting, scanned=sum(histogram), excluded_new=excluded["new"],
                     excluded_recent_buyers=excluded["recent"], histogram=histogram, community_gap=gap)
 
 
-async def _scan_in_sql(session: AsyncSession, query, *, today: date, gap: float, policy: RiskPolicy) -> RiskScan:
-    base = query.subquery("candidates")
-    c = base.c
+async def _scan_in_sql(session: AsyncSession, query, *, community_id: int, today: date, gap: float,
+                       policy: RiskPolicy) -> RiskScan:
+    """Two statements over the candidates: counts by class and risk band, then the drifting, ranked,
+    with their orders. Scoring twice is cheaper than keeping a million scored rows between the two
+    (a CTE read twice is materialised, and then scanned by one process, not in parallel)."""
+    candidates = query.subquery("candidates")
+    c = candidates.c
     silent = func.greatest(literal(today, Date) - c.last_active_on, 0)
+    alpha = func.cast(PRIOR_GAPS + func.greatest(c.active_days, 1) - 1, Float)
+    beta = PRIOR_GAPS * gap + func.cast(c.last_active_on - func.coalesce(c.first_active_on, c.last_active_on), Float)
     if policy.rule is RiskRule.FIXED:
         risk = func.least(1.0, func.cast(silent, Float) / policy.fixed_days)
-        typical = literal(float(policy.fixed_days), Float)
-        flagged = silent >= policy.fixed_days
+        flagged, typical = silent >= policy.fixed_days, literal(float(policy.fixed_days), Float)
     else:
-        alpha = func.cast(PRIOR_GAPS + func.greatest(c.active_days, 1) - 1, Float)
-        beta = PRIOR_GAPS * gap + func.cast(c.last_active_on - func.coalesce(c.first_active_on, c.last_active_on), Float)
         risk = 1.0 - func.power(beta / (beta + silent), alpha)
-        typical = beta * (func.power(1.0 - policy.threshold, -1.0 / alpha) - 1.0)
         flagged = risk >= policy.threshold
-    scored = (select(c.user_id, c.active_days, c.last_active_on, c.orders, c.klass, silent.label("silent"),
-                     risk.label("risk"), typical.label("typical"), flagged.label("flagged"))
-              .cte("scored"))
-    s = scored.c
-    in_band = func.least(BANDS - 1, func.greatest(0, func.floor(s.risk * BANDS))).cast(Float)
-    counts = (await session.execute(
-        select(s.klass, case((s.klass == "scan", in_band), else_=None).label("band"), func.count())
-        .group_by(s.klass, "band"))).all()
+        typical = beta * (func.power(1.0 - policy.threshold, -1.0 / alpha) - 1.0)
+    banded = select(c.klass, case((c.klass == "scan", func.least(BANDS - 1, func.floor(risk * BANDS)).cast(Integer)),
+                                  else_=None).label("band")).subquery("banded")
     histogram = [0] * BANDS
     excluded = {"new": 0, "recent": 0}
-    for klass, index, n in counts:
+    for klass, index, n in await session.execute(
+            select(banded.c.klass, banded.c.band, func.count()).group_by(banded.c.klass, banded.c.band)):
         if klass == "scan":
-            histogram[int(index)] += n
+            histogram[max(0, index)] += n
         else:
             excluded[klass] += n
-    rows = (await session.execute(select(scored).where(s.klass == "scan", s.flagged))).all()
-    drifting = [_at_risk(row, risk=float(row.risk), silent=int(row.silent), typical=float(row.typical)) for row in rows]
-    return RiskScan(drifting=_ranked(drifting), scanned=sum(histogram), excluded_new=excluded["new"],
-                    excluded_recent_buyers=excluded["recent"], histogram=histogram, community_gap=gap)
-
+    bought = _orders_per_member(community_id)
+    rows = await session.execute(
+        select(c.user_id, risk, silent, typical, c.active_days, c.last_active_on, func.coalesce(bought.c.n, 0))
+        .select_from(candidates.outerjoin(bought, bought.c.user_id == c.user_id))
+        .where(c.klass == "scan", flagged)
+        .order_by(risk.desc(), silent.desc(), c.user_id))
+    return RiskScan(drifting=[AtRisk(*row) for row in rows], scanned=sum(histogram),
+                    excluded_new=excluded["new"], excluded_recent_buyers=excluded["recent"], histogram=histogram,
+                    community_gap=gap)
