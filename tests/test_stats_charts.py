@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
 import threading
 import warnings
+from dataclasses import replace
 from datetime import date, timedelta
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from bot.core.i18n import get_i18n
 from bot.services import stats
 from bot.services.stats import (
     Activity,
@@ -30,8 +33,10 @@ from bot.services.stats import (
     TopProduct,
     WinbackLift,
 )
-from bot.views import stats_charts
+from bot.views import stats_charts, stats_text
+from bot.views.keyboards import StatsScreen
 from bot.views.stats_charts import HEIGHT_PX, RENDERERS, WIDTH_PX, draw_histogram, render_async
+from handlers.admin.stats import SERVICE_NAMES
 from models import Via
 
 TODAY = date(2026, 11, 30)
@@ -139,3 +144,28 @@ async def test_rendering_runs_off_the_event_loop():
     task.cancel()
     assert png.startswith(b"\x89PNG") and seen and seen[0] is not threading.main_thread()
     assert ticks > 1  # the loop kept running while the chart was drawn
+
+
+@pytest.mark.parametrize("locale", ["en", "zh_Hans"])
+def test_captions_fit_telegram_and_speak_the_language(locale):
+    """Every caption stays within 1,024 visible characters, even with five long product names, and
+    is written in the reader's language."""
+    data = screens()
+    long_names = tuple(TopProduct(i, "草莓" * 30 + str(i), 1, 100) for i in range(5))
+    data["sales"] = replace(data["sales"], top_products=long_names)
+    with get_i18n().use_locale(locale):
+        for screen in StatsScreen:
+            name = SERVICE_NAMES[screen]
+            text = stats_text.caption(screen, data[name], title="<Green> & Valley", timezone="Asia/Shanghai",
+                                      locale=locale)
+            assert stats_text.visible_length(text) <= stats_text.CAPTION_LIMIT
+            assert "&lt;Green&gt; &amp; Valley" in text
+            assert bool(re.search(r"[\u4e00-\u9fff]", re.sub("[草莓]", "", text))) == (locale == "zh_Hans")
+        digest = stats_text.digest_caption(data["overview"], "Green Valley", locale)
+        assert ("本周回顾" in digest) == (locale == "zh_Hans")
+
+
+def test_fit_drops_whole_lines_from_the_end():
+    lines = ["<b>head</b>", "x" * 600, "y" * 600, "z"]
+    assert stats_text.fit(lines) == "<b>head</b>\n" + "x" * 600
+    assert stats_text.fit(["&amp;" * 1024]) == "&amp;" * 1024  # an entity counts as one character

@@ -69,8 +69,9 @@ async def test_leader_opens_stats_switches_screens_and_gets_csv(e2e: E2E, group:
     document = e2e.last_msg(alice)
     assert document.document is not None and document.document.file_name.startswith("stats-growth-")
     rows = csv_rows(e2e)
-    assert rows[0][0] == "day" or rows[0][0].lower().startswith("day")
-    assert sum(int(row[-1]) for row in rows[1:] if row[-1].isdigit()) >= 1
+    assert rows[0][0] == "day" and rows[0][-2:] == ["joins", "leaves"] and len(rows) == 1 + 28
+    assert (sum(int(row[-2]) for row in rows[1:]), sum(int(row[-1]) for row in rows[1:])) == (2, 1)
+    assert chart.edited == 1  # the chart stays as it was
 
 
 async def test_a_forged_press_from_a_member_is_refused(e2e: E2E, group: Group) -> None:
