@@ -16,7 +16,7 @@ def routers() -> list[Router]:
     from handlers.admin import checkin_adjust as admin_checkin_adjust
     from handlers.admin import checkin_rewards as admin_checkin_rewards
     from handlers.admin import coupons as admin_coupons
-    from handlers.admin import groupbuy_setup, menu, products, settings, shop_settings
+    from handlers.admin import campaign_runs, campaigns, groupbuy_setup, menu, products, settings, shop_settings
     from handlers.admin import groupbuys as admin_groupbuys
     from handlers.admin import invites as admin_invites
     from handlers.admin import invites_coupon as admin_invites_coupon
@@ -65,6 +65,8 @@ def routers() -> list[Router]:
         admin_invites_reports.router,
         admin_groupbuys.router,
         groupbuy_setup.router,
+        campaigns.router,
+        campaign_runs.router,
         admin_stats.router,
         group_groupbuys.router,
         member_checkin.router,

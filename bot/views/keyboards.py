@@ -25,6 +25,7 @@ class Section(StrEnum):
     GROUPBUYS = "gb"
     CHECKIN = "ci"
     INVITES = "inv"
+    CAMPAIGNS = "cmp"
     STATS = "st"
     DIGEST = "dg"
 

@@ -42,6 +42,7 @@ MENU: list[MenuEntry] = [
     MenuEntry(Section.COUPONS, lambda: _("🎟 Coupons")),
     MenuEntry(Section.CHECKIN, lambda: _("✅ Check-in & points")),
     MenuEntry(Section.INVITES, lambda: _("🤝 Invites")),
+    MenuEntry(Section.CAMPAIGNS, lambda: _("📣 Campaigns")),
     MenuEntry(Section.STATS, lambda: _("📊 Stats")),
     MenuEntry(Section.SETTINGS, lambda: _("⚙️ Settings")),
     MenuEntry(Section.AUDIT, lambda: _("📜 Recent changes")),
