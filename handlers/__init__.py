@@ -12,11 +12,11 @@ from aiogram import Router
 
 def routers() -> list[Router]:
     from handlers import fallback
+    from handlers.admin import campaign_runs, campaigns, groupbuy_setup, menu, products, settings, shop_settings
     from handlers.admin import checkin as admin_checkin
     from handlers.admin import checkin_adjust as admin_checkin_adjust
     from handlers.admin import checkin_rewards as admin_checkin_rewards
     from handlers.admin import coupons as admin_coupons
-    from handlers.admin import campaign_runs, campaigns, groupbuy_setup, menu, products, settings, shop_settings
     from handlers.admin import groupbuys as admin_groupbuys
     from handlers.admin import invites as admin_invites
     from handlers.admin import invites_coupon as admin_invites_coupon
