@@ -239,6 +239,6 @@ async def _scan_in_sql(session: AsyncSession, query, *, community_id: int, today
         .select_from(candidates.outerjoin(bought, bought.c.user_id == c.user_id))
         .where(c.klass == "scan", flagged)
         .order_by(risk.desc(), silent.desc(), c.user_id))
-    return RiskScan(drifting=[AtRisk(*row) for row in rows], scanned=sum(histogram),
+    return RiskScan(drifting=[AtRisk(*row) for row in rows.all()], scanned=sum(histogram),
                     excluded_new=excluded["new"], excluded_recent_buyers=excluded["recent"], histogram=histogram,
                     community_gap=gap)
