@@ -22,6 +22,7 @@ from bot.jobs.scheduler import Scheduler
 from bot.services.activity import ActivityFlusher, ActivityTracker
 from bot.services.activity_journal import ActivityJournal
 from bot.telegram import commands, metrics
+from bot.telegram.campaign_runner import CampaignRunner
 from bot.telegram.context import BotContext
 from bot.telegram.dedup import MemoryLedger, RedisLedger
 from bot.telegram.flood import SpendGroupBudget
@@ -31,6 +32,7 @@ from bot.telegram.presence import Presence
 from bot.telegram.send_budget import create_budget
 from bot.telegram.sender import Sender
 from bot.telegram.update_types import ALLOWED_UPDATES
+from bot.views.winback_text import run_texts
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +86,17 @@ class App:
         # Every App is counted (the CLI's workers, tests, benchmarks): it costs microseconds per update.
         metrics.instrument(dp=self.dp, bots=(self.bot, self.sender_bot), sender=self.sender)
         self.scheduler = Scheduler(redis, catalog.JOBS)
+        self.campaigns = self._campaign_runner(owner, journal_dir, recover=True)
         self._started: list[str] = []
+
+    def _campaign_runner(self, worker: str, journal_dir, *, recover: bool) -> CampaignRunner:
+        # With Redis a peer's runs are taken over once its heartbeat stops. Without Redis there is
+        # one serving process, whose leftovers are this one's; a process that only runs a job
+        # beside it (recover=False) must never take them.
+        dead = self.presence.gone if self.presence is not None else (None if recover else _nobody)
+        return CampaignRunner(sessions=self.sessions, sender=self.sender, texts=run_texts(self.settings.DEFAULT_LOCALE),
+                              worker=worker, journal_dir=journal_dir, dead=dead,
+                              paid_broadcast=self.settings.ALLOW_PAID_BROADCAST)
 
     @classmethod
     async def connect(cls, settings: Settings, *, bot: Bot | None = None) -> App:
@@ -113,8 +125,10 @@ class App:
             raise ConfigError("BOT_TOKEN was rejected by the Bot API (401 Unauthorized)") from None
         except TelegramNetworkError as exc:
             raise StartupError(f"Bot API unreachable at {self.settings.TELEGRAM_API_URL}: {exc}") from None
+        if not recover:
+            self.campaigns = self._campaign_runner(self.campaigns.worker, self.settings.journal_dir(), recover=False)
         self.context = BotContext(settings=self.settings, sessions=self.sessions, bot=self.bot, sender=self.sender,
-                                  bot_username=me.username or "")
+                                  bot_username=me.username or "", campaigns=self.campaigns)
         self.dp["bot_username"] = self.context.bot_username
         self.dp["ctx"] = self.context
         if self.presence is not None:
@@ -204,6 +218,9 @@ class App:
             await self.dp.confirm_handled(self.bot)
         except Exception as exc:  # noqa: BLE001 - Telegram sends them again; the ledger knows them
             log.warning("could not confirm the last handled updates: %s", exc)
+        # Before the scheduler (a job may be waiting for a run) and the sender: the sends in hand
+        # finish and are recorded.
+        await self.campaigns.stop()
         if "scheduler" in self._started:
             await self.scheduler.stop()
         if "flusher" in self._started:
@@ -223,6 +240,10 @@ class App:
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()
+
+
+async def _nobody(_workers: list[str]) -> set[str]:
+    return set()
 
 
 @asynccontextmanager

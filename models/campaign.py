@@ -70,6 +70,8 @@ class CampaignRun(SQLModel, table=True):
     scanned: int = Field(default=0)
     drifting: int = Field(default=0)
     skipped: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The worker sending it (bot/telegram/presence.py names): another takes over once it is gone.
+    runner: str | None = Field(default=None, max_length=64)
     # The leader's progress message, edited in place.
     progress_chat_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     progress_message_id: int | None = Field(default=None)

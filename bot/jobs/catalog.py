@@ -7,7 +7,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.jobs import checkins, groupbuy_cards, groupbuys, invites, leaders, orders, posts, stats_digest, summary
+from bot.jobs import (
+    campaigns,
+    checkins,
+    groupbuy_cards,
+    groupbuys,
+    invites,
+    leaders,
+    orders,
+    posts,
+    stats_digest,
+    summary,
+)
 from bot.jobs.registry import Job
 from bot.telegram.context import BotContext
 
@@ -28,6 +39,7 @@ JOBS: dict[str, Job] = {job.name: job for job in (
     checkins.checkin_reminders,
     checkins.expire_points,
     invites.qualify_invites,
+    campaigns.winback_campaigns,
 )}
 
 

@@ -13,6 +13,7 @@ from aiogram import Bot
 
 from bot.core.config import Settings
 from bot.core.db import SessionFactory
+from bot.telegram.campaign_runner import CampaignRunner
 from bot.telegram.sender import Sender
 
 
@@ -25,3 +26,5 @@ class BotContext:
     # The one outbox for bot-initiated messages and card edits.
     sender: Sender
     bot_username: str
+    # Win-back runs: started by the scheduled job or a leader's "Run now", resumed after a crash.
+    campaigns: CampaignRunner

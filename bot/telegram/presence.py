@@ -49,6 +49,16 @@ class Presence:
         except Exception:  # noqa: BLE001 - the heartbeat lapses by itself
             log.warning("could not withdraw this worker's heartbeat", exc_info=True)
 
+    async def gone(self, names: list[str]) -> set[str]:
+        """Which of these workers no longer beat."""
+        if not names:
+            return set()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.exists(self.key_prefix + name)
+            beating = await pipe.execute()
+        return {name for name, alive in zip(names, beating) if not alive}
+
     async def _beat(self) -> None:
         await self._redis.set(self.key_prefix + self.name, "1", ex=self.seconds)
 

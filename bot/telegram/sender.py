@@ -94,6 +94,9 @@ class _Job:
     attempts: int = 0  # failed attempts, counted against max_attempts
     flood_waits: int = 0
     migrated: bool = False
+    # Called just before each request: a caller that must know whether Telegram may have the
+    # message (a campaign's journal) learns it here, not when it queued the message.
+    on_attempt: Callable[[], None] | None = None
 
     @property
     def chat_id(self) -> int:
@@ -221,7 +224,8 @@ class Sender:
     # Each call queues at once and returns a future: `await` it for the Delivery, or drop it to
     # fire and forget. Messages into one chat go out in the order of the calls.
 
-    def submit(self, method: TelegramMethod[Any], *, durable: bool = False) -> asyncio.Future[Delivery]:
+    def submit(self, method: TelegramMethod[Any], *, durable: bool = False,
+               on_attempt: Callable[[], None] | None = None) -> asyncio.Future[Delivery]:
         """Queue any chat-addressed Bot API call; the future resolves when it finished for good.
 
         `durable`: for a message nobody awaits, queued while handling an update; it is written to
@@ -236,15 +240,16 @@ class Sender:
             payload = serialize(method)  # also without a journal: a call site that cannot be durable fails in tests
             if self.journal is not None:
                 entry = self.journal.record(int(method.chat_id), method, payload)
-        return self._queue(method, entry)
+        return self._queue(method, entry, on_attempt)
 
     def adopt(self, orphans: list[Orphan]) -> None:
         """Queue messages taken over from the outbox (their rows are written already), in order."""
         for orphan in orphans:
             self._queue(orphan.method, orphan.entry)
 
-    def _queue(self, method: TelegramMethod[Any], entry: Entry | None) -> asyncio.Future[Delivery]:
-        job = _Job(method, asyncio.get_running_loop().create_future(), entry)
+    def _queue(self, method: TelegramMethod[Any], entry: Entry | None,
+               on_attempt: Callable[[], None] | None = None) -> asyncio.Future[Delivery]:
+        job = _Job(method, asyncio.get_running_loop().create_future(), entry, on_attempt=on_attempt)
         lane = self._lanes.setdefault(job.chat_id, deque())
         lane.append(job)
         self._pending += 1
@@ -263,6 +268,7 @@ class Sender:
         disable_web_page_preview: bool = True,
         durable: bool = False,
         paid_broadcast: bool = False,
+        on_attempt: Callable[[], None] | None = None,
     ) -> asyncio.Future[Delivery]:
         """`paid_broadcast`: send with `allow_paid_broadcast` (0.1 Star from the bot's balance), at up
         to 1,000 messages a second instead of 30; operators turn it on with ALLOW_PAID_BROADCAST."""
@@ -276,6 +282,7 @@ class Sender:
                 allow_paid_broadcast=True if paid_broadcast else None,
             ),
             durable=durable,
+            on_attempt=on_attempt,
         )
 
     def send_photo(
@@ -383,6 +390,8 @@ class Sender:
     async def _attempt(self, job: _Job) -> Delivery | float:
         """Send once. A Delivery when done; otherwise the seconds to wait before trying again."""
         chat_id = job.chat_id
+        if job.on_attempt is not None:
+            job.on_attempt()
         try:
             result = await self._bot(job.method)
         except TelegramRetryAfter as exc:

@@ -76,6 +76,7 @@ class UserLang(CallbackData, prefix="ul"):
 class PrivacyAction(StrEnum):
     OPT_OUT = "out"
     OPT_IN = "in"
+    STOP_OFFERS = "so"  # under an offer: opts out and leaves the offer readable
     FORGET = "forget"
     KEEP = "keep"
 

@@ -63,6 +63,17 @@ async def on_marketing_choice(query: CallbackQuery, callback_data: Privacy, sess
     await edit_or_send(query.message, text, markup)
 
 
+@router.callback_query(Privacy.filter(F.action == PrivacyAction.STOP_OFFERS))
+async def on_stop_offers(query: CallbackQuery, session: AsyncSession, actor: Actor) -> None:
+    """"Stop offers" under an offer: the offer stays readable (its coupon still works); the button
+    turns into the way back."""
+    await users.set_marketing_opt_out(session, user_id=actor.user.id, opt_out=True, now=datetime.now(timezone.utc))
+    await query.answer(_("Done: no more offers from me. Your coupon above still works."), show_alert=True)
+    if isinstance(query.message, Message):  # not one too old to reach
+        await query.message.edit_reply_markup(reply_markup=InlineKeyboardMarkup(inline_keyboard=[[
+            _button(_("Send me promotions again"), PrivacyAction.OPT_IN)]]))
+
+
 @router.message(Command("mydata"))
 async def cmd_mydata(message: Message, session: AsyncSession, actor: Actor) -> None:
     document = await users.export_data(session, user_id=actor.user.id)

@@ -46,6 +46,7 @@ def upgrade() -> None:
     sa.Column('scanned', sa.Integer(), nullable=False),
     sa.Column('drifting', sa.Integer(), nullable=False),
     sa.Column('skipped', sa.JSON(), nullable=False),
+    sa.Column('runner', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('progress_chat_id', sa.BigInteger(), nullable=True),
     sa.Column('progress_message_id', sa.Integer(), nullable=True),
     sa.Column('started_at', models.types.UTCDateTime(timezone=True), nullable=False),
