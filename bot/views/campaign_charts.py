@@ -34,8 +34,9 @@ def draw_arms(result: Outcome) -> bytes:
             continue
         rate, interval = arm.returned / arm.members, wilson(arm.returned, arm.members)
         ax.bar(x, rate, color=colour, width=0.6)
-        ax.errorbar(x, rate, yerr=[[rate - interval.low], [interval.high - rate]], color=INK, capsize=14,
-                    linewidth=2)
+        # Clamped: at 0 of n, Wilson's low end comes out a rounding error above the rate.
+        whiskers = [[max(0.0, rate - interval.low)], [max(0.0, interval.high - rate)]]
+        ax.errorbar(x, rate, yerr=whiskers, color=INK, capsize=14, linewidth=2)
         ax.text(x, interval.high + 0.02, percent(rate), ha="center", va="bottom", fontsize=MID, color=INK)
         top = max(top, interval.high)
     ax.set_xlim(-0.6, 1.6)

@@ -15,9 +15,10 @@ from sqlmodel import col, select
 
 from bot.sandbox import SimMessage, SimUser
 from bot.services.campaign_config import winback_config
+from bot.services.lift import lift
 from bot.views.campaign_admin import SAMPLE_CODE, CampaignAdmin, CampaignOp, CampaignOption
-from models import Coupon, Member
-from models.campaign import Campaign, CampaignRun, CampaignSend
+from models import ActivityDay, Coupon, Member, User
+from models.campaign import Arm, Campaign, CampaignRun, CampaignSend, RunStatus, SendStatus
 
 _TAG = re.compile(r"<[^>]+>")
 NOT_LEADER = "Only this community's leaders can do that."
@@ -220,3 +221,108 @@ async def test_forged_presses_by_a_member_change_nothing(e2e: E2E, group: Group)
     assert [a.id for a in await e2e.audit(cid)] == audit_before
     async with e2e.db() as s:
         assert (await s.exec(select(func.count()).select_from(CampaignRun))).one() == 0
+
+
+async def new_campaign(e2e: E2E, group: Group) -> Campaign:
+    await e2e.say(group.leader, "/admin")
+    await e2e.press(group.leader, en("📣 Campaigns"))
+    await e2e.press(group.leader, en("➕ New win-back"))
+    async with e2e.db() as s:
+        [campaign] = (await s.exec(select(Campaign).where(Campaign.community_id == group.community_id))).all()
+    return campaign
+
+
+async def test_offer_name_and_switches(e2e: E2E, group: Group) -> None:
+    alice, cid = group.leader, group.community_id
+    kid = (await new_campaign(e2e, group)).id
+    nav = [en("« Back"), en("✖ Cancel")]
+
+    # The offer: the coupon-terms steps; a fixed amount skips the cap.
+    await e2e.press(alice, en("🎟 Offer"))
+    assert e2e.last_msg(alice).buttons == [[en("Fixed amount"), en("Percent")], nav]
+    await e2e.press(alice, en("Fixed amount"))
+    await refused(e2e, alice, "abc", en("“{value}” is not an amount. Send a number such as 12.5 or 12,50.", value="abc"))
+    await e2e.say(alice, "5")
+    assert await e2e.fsm_state(alice) == "CampaignForm:min_spend"
+    await e2e.press(alice, en("Skip"))
+    await refused(e2e, alice, "0", en("“{value}” is not allowed. Send a whole number from {min} to {max}.",
+                                      value="0", min=1, max=3650))
+    await e2e.say(alice, "10")
+    assert e2e.last_msg(alice).buttons == [[en("💾 Save")], nav]
+    await e2e.press(alice, en("💾 Save"))
+    offer = winback_config((await campaign_row(e2e, kid)).config).offer
+    assert (offer.kind, offer.value, offer.cap, offer.min_spend, offer.valid_days) == ("fixed", 500, None, 0, 10)
+    assert e2e.last(alice).startswith(en("Saved."))
+    assert "$5.00 off" in e2e.last(alice)  # the preview's default text names the new offer
+
+    # Rename: too long, then a good name.
+    await e2e.press(alice, en("✏️ Rename"))
+    await refused(e2e, alice, "x" * 65, en("The name must be 1 to {max} characters.", max=64))
+    await e2e.say(alice, "  Spring   back ")
+    assert (await campaign_row(e2e, kid)).name == "Spring back"
+    assert e2e.last(alice).startswith(en("Saved.") + "\n\n" + see("<b>📣 {name}</b>", name="Spring back"))
+
+    # Back from a form changes nothing; Cancel closes it.
+    await e2e.press(alice, en("🕙 Daily at {time}", time="10:00"))
+    await refused(e2e, alice, "25:61", en("“{value}” is not a time. Send HH:MM, for example 10:00.", value="25:61"))
+    await e2e.press(alice, en("« Back"))
+    assert await e2e.fsm_state(alice) is None
+    assert winback_config((await campaign_row(e2e, kid)).config).send_time == "10:00"
+
+    # On and off, and renewed activity, at a press.
+    await e2e.press(alice, en("🟢 Turn on"))
+    assert (await campaign_row(e2e, kid)).enabled
+    assert [en("✏️ Rename"), en("⏸ Turn off")] in e2e.last_msg(alice).buttons
+    await e2e.press(alice, en("💬 Activity counts: {state}", state=en("off")))
+    assert winback_config((await campaign_row(e2e, kid)).config).count_activity
+    assert [a.action for a in await e2e.audit(cid)][-2:] == ["campaign.enable", "campaign.count_activity"]
+    await e2e.press(alice, en("« Back"))
+    assert see("• {name}: {state} · last run: {when}", name="Spring back", state=en("on"), when=en("not yet")) in \
+        e2e.last(alice)
+
+
+async def test_results_show_the_lift_with_a_chart(e2e: E2E, group: Group) -> None:
+    """A run whose window has closed, 40 messaged (16 came back) and 30 held out (3 came back)."""
+    alice, cid = group.leader, group.community_id
+    campaign = await new_campaign(e2e, group)
+    started = datetime.now(timezone.utc) - timedelta(days=20)
+    config = winback_config(campaign.config).model_copy(update={"count_activity": True}).model_dump(mode="json")
+    async with e2e.db() as s:
+        run = CampaignRun(campaign_id=campaign.id, community_id=cid, status=RunStatus.DONE, started_by=alice.id,
+                          config=config, started_at=started, finished_at=started)
+        s.add(run)
+        await s.flush()
+        for i in range(70):
+            arm = Arm.TREATMENT if i < 40 else Arm.HOLDOUT
+            s.add(User(id=5_000_000 + i, first_name=f"M{i}", can_dm=True))
+            await s.flush()
+            s.add(CampaignSend(run_id=run.id, campaign_id=campaign.id, community_id=cid, user_id=5_000_000 + i,
+                               arm=arm, risk=0.95, status=SendStatus.SENT if arm is Arm.TREATMENT else SendStatus.HELD,
+                               assigned_at=started, window_ends_at=started + timedelta(days=14)))
+            if i < 16 or 40 <= i < 43:
+                back = started + timedelta(days=3)
+                s.add(ActivityDay(community_id=cid, user_id=5_000_000 + i, day=back.date(), messages=1,
+                                  first_at=back, last_at=back))
+        await s.commit()
+    await e2e.press(alice, en("📈 Results"))
+    photo = e2e.last_msg(alice)
+    assert photo.photo
+    caption = photo.visible
+    assert caption.startswith(see("<b>📈 Results · {name}</b>", name="Win-back 1"))
+    assert en("Messaged: {n} members, {returned} came back ({rate})", n=40, returned=16, rate="40.0%") in caption
+    assert en("Held out: {n} members, {returned} came back ({rate})", n=30, returned=3, rate="10.0%") in caption
+    interval = lift(16, 40, 3, 30).interval
+    assert en("Lift: {absolute} percentage points (95% interval {low} to {high})", absolute="+30.0",
+              low=f"{interval.low * 100:+.1f}", high=f"{interval.high * 100:+.1f}") in caption
+    assert en("Relative lift: {relative}", relative="+300%") in caption
+    assert photo.buttons[-1] == [en("« Back")]
+    # The run's own results replace the picture in place.
+    day = started.strftime("%Y-%m-%d")
+    assert photo.buttons[0] == [en("{date}: {sent} sent, {holdout} held out", date=day, sent=40, holdout=30)]
+    await e2e.press(alice, photo.buttons[0][0])
+    assert e2e.last_msg(alice).message_id == photo.message_id
+    assert e2e.last(alice).startswith(see("<b>📈 Results · {name} · run of {date}</b>", name="Win-back 1", date=day))
+    assert e2e.last_msg(alice).buttons == [[en("📈 All runs")], [en("« Back")]]
+    # Back to the campaign: a text screen of its own under the chart.
+    await e2e.press(alice, en("« Back"))
+    assert e2e.last(alice).startswith(see("<b>📣 {name}</b>", name="Win-back 1"))
