@@ -28,9 +28,11 @@ async def test_joins_and_leaves_become_membership_events_once(e2e: E2E, group: G
     await e2e.act(lambda: e2e.emu.kick(group.chat, bob, group.leader))
     await e2e.act(lambda: e2e.emu.promote(group.chat, dan, group.leader))
 
-    assert await events(e2e, group.community_id) == [
-        (bob.id, "join", "unknown"), (carol.id, "join", "unknown"), (dan.id, "join", "primary_link"),
-        (carol.id, "leave", "left"), (carol.id, "join", "unknown"), (bob.id, "leave", "kicked")]
+    recorded = await events(e2e, group.community_id)
+    # Bob and Carol joined together (handled concurrently), the rest one after the other.
+    assert sorted(recorded[:2]) == [(bob.id, "join", "unknown"), (carol.id, "join", "unknown")]
+    assert recorded[2:] == [(dan.id, "join", "primary_link"), (carol.id, "leave", "left"),
+                            (carol.id, "join", "unknown"), (bob.id, "leave", "kicked")]
 
 
 async def test_buy_presses_and_checkouts_are_counted_by_the_flush(e2e: E2E, group: Group) -> None:
