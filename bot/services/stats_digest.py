@@ -4,7 +4,8 @@ Options live in `community.settings["stats_digest"]` (see feature_settings.py): 
 a community-local weekday (ISO, Monday = 1) at a local HH:MM. A digest is due once that moment of
 the current ISO week has passed; the job claims (community, ISO week) so that restarts, late runs
 and several workers send it once a week, and a bot that was down at the time sends it at its first
-run after.
+run after. A digest reports on a week: a community the bot has known for less than the week before
+the moment gets its first one the week after.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ async def digests_due(session: AsyncSession, *, now: datetime) -> list[tuple[Com
         if not options.enabled:
             continue
         local_now = now.astimezone(ZoneInfo(community.timezone))
-        if local_now >= due_moment(options, local_now):
+        moment = due_moment(options, local_now)
+        if local_now >= moment and community.created_at <= moment - timedelta(days=7):
             due.append((community, week_key(community, local_now.date())))
     return due

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from e2e_harness import E2E, Group, en, zh
 from sqlmodel import select
@@ -109,7 +110,13 @@ async def test_weekly_digest_once_a_week_at_the_local_time_and_off_in_settings(e
     await e2e.say(alice, "/start")
     await e2e.say(bob, "/start")
     before = len(e2e.emu.bot_messages(alice))
-    monday = datetime(2026, 11, 30, 0, 59, tzinfo=timezone.utc)  # 08:59 on a Monday in Shanghai
+    shanghai = ZoneInfo("Asia/Shanghai")
+    today = datetime.now(shanghai).date()
+    first_monday = today + timedelta(days=7 - today.weekday())
+    # The group is younger than a week at its first Monday: nothing to report on yet.
+    first = datetime.combine(first_monday, time(9, 0), tzinfo=shanghai)
+    assert await e2e.app.run_job("stats_digest", first + timedelta(hours=1)) == "0 communities, 0 messages"
+    monday = datetime.combine(first_monday + timedelta(days=7), time(8, 59), tzinfo=shanghai)
     assert await e2e.app.run_job("stats_digest", monday) == "0 communities, 0 messages"
     at = monday + timedelta(minutes=1)
     assert await e2e.app.run_job("stats_digest", at) == "1 communities, 1 messages"
@@ -138,5 +145,5 @@ async def test_weekly_digest_once_a_week_at_the_local_time_and_off_in_settings(e
     await e2e.press(alice, "21:00")
     assert "21:00" in e2e.last(alice)
     assert await e2e.app.run_job("stats_digest", at + timedelta(days=14)) == "0 communities, 0 messages"
-    evening = datetime(2026, 12, 14, 13, 0, tzinfo=timezone.utc)  # 21:00 in Shanghai, that Monday
+    evening = datetime.combine(first_monday + timedelta(days=21), time(21, 0), tzinfo=shanghai)
     assert await e2e.app.run_job("stats_digest", evening) == "1 communities, 1 messages"
