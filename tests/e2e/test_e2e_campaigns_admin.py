@@ -9,7 +9,7 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from html import unescape
 
-from e2e_harness import E2E, Group, en
+from e2e_harness import E2E, Group, en, zh
 from sqlalchemy import func
 from sqlmodel import col, select
 
@@ -326,3 +326,24 @@ async def test_results_show_the_lift_with_a_chart(e2e: E2E, group: Group) -> Non
     # Back to the campaign: a text screen of its own under the chart.
     await e2e.press(alice, en("« Back"))
     assert e2e.last(alice).startswith(see("<b>📣 {name}</b>", name="Win-back 1"))
+
+
+async def test_a_chinese_leader_reads_the_campaign_screens_in_chinese(e2e: E2E) -> None:
+    mei = e2e.emu.add_user("梅", username="mei_leads", language_code="zh-hans")
+    await e2e.make_group("青山", leader=mei)
+    await e2e.say(mei, "/admin")
+    await e2e.press(mei, zh("📣 Campaigns"))
+    await e2e.press(mei, zh("➕ New win-back"))
+    screen = e2e.last(mei)
+    assert screen.startswith(unescape(_TAG.sub("", zh("<b>📣 {name}</b>", name=zh("Win-back {n}", n=1)))))
+    assert zh("Audience: {audience}", audience=zh("members who bought before")) in screen
+    assert zh("Preview for {name}:", name=zh("Anna")) in screen
+    await e2e.press(mei, zh("⚖️ Holdout: {percent}%", percent=10))
+    await refused(e2e, mei, "九十", zh("“{value}” is not allowed. Send a whole number from {min} to {max}.",
+                                      value="九十", min=0, max=50))
+    await e2e.press(mei, zh("« Back"))
+    await e2e.press(mei, zh("🔍 Dry run"))
+    assert e2e.last(mei).startswith(unescape(_TAG.sub("", zh("<b>🔍 Dry run · {name}</b>",
+                                                             name=zh("Win-back {n}", n=1)))))
+    assert zh("If it ran now: {treatment} members get a message, {holdout} are held out to measure the effect.",
+              treatment=0, holdout=0) in e2e.last(mei)
