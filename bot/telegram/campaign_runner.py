@@ -232,6 +232,9 @@ class _Run:
                     self._send(item, community, config)
             if self.in_flight:
                 await asyncio.wait(set(self.in_flight))
+            now = self.clock()
+            if paused is None and not r._stopping and config.quiet_at(now, community.timezone):
+                paused = config.quiet_ends(now, community.timezone)  # began while the last ones waited
         finally:
             recorder.cancel()
             await asyncio.gather(recorder, return_exceptions=True)
@@ -247,11 +250,18 @@ class _Run:
     def _send(self, item: Outgoing, community: Community, config: WinbackConfig) -> None:
         r = self.r
         text, markup = r._texts.message(item, community, config)
-        journal = r._journal
-        on_attempt = (lambda run_id=self.run_id, send_id=item.send_id: journal.attempt(run_id, send_id)) \
-            if journal is not None else None
+
+        def attempt() -> bool:
+            # Judged when Telegram is about to be asked, not when the message was queued: a message
+            # that waited into the quiet hours is withdrawn and goes back to pending.
+            if config.quiet_at(self.clock(), community.timezone):
+                return False
+            if r._journal is not None:
+                r._journal.attempt(self.run_id, item.send_id)
+            return True
+
         future = r._sender.send_message(item.user_id, text, reply_markup=markup, paid_broadcast=r._paid,
-                                        on_attempt=on_attempt)
+                                        on_attempt=attempt)
         self.in_flight.add(future)
         future.add_done_callback(lambda done, send_id=item.send_id: self._done(send_id, done))
 
@@ -262,7 +272,9 @@ class _Run:
             self.results.append(Result(send_id, SendStatus.FAILED, at, error="cancelled"))
             return
         delivery = done.result()
-        if delivery.ok:
+        if delivery.error == "withdrawn":
+            self.results.append(Result(send_id, SendStatus.PENDING, at))
+        elif delivery.ok:
             self.sent_here += 1
             message_id = delivery.message.message_id if delivery.message is not None else None
             self.results.append(Result(send_id, SendStatus.SENT, at, message_id=message_id))

@@ -68,7 +68,7 @@ _TRANSIENT = (TelegramNetworkError, TelegramServerError, ClientDecodeError, aioh
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """How a send ended. `error` is 'forbidden', 'bad_request', 'not_found' or 'gave_up'."""
+    """How a send ended. `error` is 'forbidden', 'bad_request', 'not_found', 'gave_up' or 'withdrawn'."""
 
     ok: bool
     message: Message | None = None
@@ -95,8 +95,9 @@ class _Job:
     flood_waits: int = 0
     migrated: bool = False
     # Called just before each request: a caller that must know whether Telegram may have the
-    # message (a campaign's journal) learns it here, not when it queued the message.
-    on_attempt: Callable[[], None] | None = None
+    # message (a campaign's journal) learns it here, not when it queued the message; returning
+    # False withdraws it (a campaign's quiet hours began while it waited for the budget).
+    on_attempt: Callable[[], bool | None] | None = None
 
     @property
     def chat_id(self) -> int:
@@ -225,7 +226,7 @@ class Sender:
     # fire and forget. Messages into one chat go out in the order of the calls.
 
     def submit(self, method: TelegramMethod[Any], *, durable: bool = False,
-               on_attempt: Callable[[], None] | None = None) -> asyncio.Future[Delivery]:
+               on_attempt: Callable[[], bool | None] | None = None) -> asyncio.Future[Delivery]:
         """Queue any chat-addressed Bot API call; the future resolves when it finished for good.
 
         `durable`: for a message nobody awaits, queued while handling an update; it is written to
@@ -248,7 +249,7 @@ class Sender:
             self._queue(orphan.method, orphan.entry)
 
     def _queue(self, method: TelegramMethod[Any], entry: Entry | None,
-               on_attempt: Callable[[], None] | None = None) -> asyncio.Future[Delivery]:
+               on_attempt: Callable[[], bool | None] | None = None) -> asyncio.Future[Delivery]:
         job = _Job(method, asyncio.get_running_loop().create_future(), entry, on_attempt=on_attempt)
         lane = self._lanes.setdefault(job.chat_id, deque())
         lane.append(job)
@@ -268,7 +269,7 @@ class Sender:
         disable_web_page_preview: bool = True,
         durable: bool = False,
         paid_broadcast: bool = False,
-        on_attempt: Callable[[], None] | None = None,
+        on_attempt: Callable[[], bool | None] | None = None,
     ) -> asyncio.Future[Delivery]:
         """`paid_broadcast`: send with `allow_paid_broadcast` (0.1 Star from the bot's balance), at up
         to 1,000 messages a second instead of 30; operators turn it on with ALLOW_PAID_BROADCAST."""
@@ -390,8 +391,8 @@ class Sender:
     async def _attempt(self, job: _Job) -> Delivery | float:
         """Send once. A Delivery when done; otherwise the seconds to wait before trying again."""
         chat_id = job.chat_id
-        if job.on_attempt is not None:
-            job.on_attempt()
+        if job.on_attempt is not None and job.on_attempt() is False:
+            return Delivery(ok=False, error="withdrawn", description="withdrawn by its caller before the attempt")
         try:
             result = await self._bot(job.method)
         except TelegramRetryAfter as exc:
