@@ -128,7 +128,8 @@ async def on_csv(query: CallbackQuery, callback_data: StatsView, session: AsyncS
 
 # --- Settings → Weekly stats digest ---------------------------------------------------------------
 
-DIGEST_HOURS = (7, 8, 9, 10, 12, 18, 20, 21)
+# Whole hours from early morning to late evening: a leader picks one with a press, no form to fill in.
+DIGEST_HOURS = tuple(range(6, 24))
 
 
 def digest_view(community: Community, locale: str) -> tuple[str, InlineKeyboardMarkup]:
@@ -155,7 +156,8 @@ def digest_view(community: Community, locale: str) -> tuple[str, InlineKeyboardM
                 for d in range(1, 8)]
     hours = [option(("• " if options.enabled and options.time == f"{h:02d}:00" else "") + f"{h:02d}:00", DigestOp.TIME,
                     h) for h in DIGEST_HOURS]
-    rows = [[toggle], weekdays[:4], weekdays[4:], hours[:4], hours[4:], [back_button(cid, Section.SETTINGS)]]
+    rows = [[toggle], weekdays[:4], weekdays[4:], *(hours[i:i + 6] for i in range(0, len(hours), 6)),
+            [back_button(cid, Section.SETTINGS)]]
     return text, InlineKeyboardMarkup(inline_keyboard=rows)
 
 

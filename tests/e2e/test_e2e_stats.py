@@ -12,7 +12,7 @@ from e2e_harness import E2E, Group, en, zh
 from sqlmodel import select
 
 from bot.services import users
-from bot.views.keyboards import StatsOp, StatsScreen, StatsView
+from bot.views.keyboards import DigestOp, DigestOption, StatsOp, StatsScreen, StatsView
 from models import ActivityDay, Community, Member
 
 NOT_LEADER = "Only this community's leaders can do that."
@@ -83,8 +83,18 @@ async def test_a_forged_press_from_a_member_is_refused(e2e: E2E, group: Group) -
         forged = StatsView(community_id=group.community_id, screen=StatsScreen.SALES, op=op).pack()
         callback = await e2e.press_data(bob, forged, message=e2e.last_msg(bob))
         assert e2e.answer(callback).text == en(NOT_LEADER)
+    off = DigestOption(community_id=group.community_id, op=DigestOp.OFF).pack()
+    assert e2e.answer(await e2e.press_data(bob, off, message=e2e.last_msg(bob))).text == en(NOT_LEADER)
     assert len(e2e.emu.bot_messages(bob)) == before
     assert e2e.emu.documents == []
+    # A leader's forged choice outside what the buttons offer changes nothing either.
+    alice = group.leader
+    await e2e.say(alice, "/start")
+    for op, value in ((DigestOp.TIME, 3), (DigestOp.WEEKDAY, 8)):
+        forged = DigestOption(community_id=group.community_id, op=op, value=value).pack()
+        callback = await e2e.press_data(alice, forged, message=e2e.last_msg(alice))
+        assert e2e.answer(callback).text == en("That choice is not on offer.")
+    assert (await e2e.community_by_id(group.community_id)).settings.get("stats_digest") is None
 
 
 async def test_a_leader_who_lost_the_role_is_refused(e2e: E2E, group: Group) -> None:
