@@ -176,6 +176,9 @@ async def test_a_leader_sets_up_dry_runs_and_runs_a_winback(e2e: E2E) -> None:
         assert msg.visible.startswith(f"Hi {person.first_name}! Your code {codes[person.id]} is good until ")
         assert msg.buttons == [[en("Stop offers")]]
     assert e2e.last_msg(eve) is None
+    # The runner's progress card, edited in place, ends with everything sent.
+    assert any(en("Sent: {sent} · failed: {failed} · remaining: {remaining}", sent=3, failed=0, remaining=0) in text
+               for text in e2e.bot_texts(alice))
 
     # Results: the window is still open.
     await e2e.press(alice, en("« Back"), message=message_with(e2e, alice, en("« Back")))
@@ -219,6 +222,23 @@ async def test_forged_presses_by_a_member_change_nothing(e2e: E2E, group: Group)
     assert answer.text == en("This form is no longer open.")
     assert (await campaign_row(e2e, campaign.id)).model_dump() == before
     assert [a.id for a in await e2e.audit(cid)] == audit_before
+    async with e2e.db() as s:
+        assert (await s.exec(select(func.count()).select_from(CampaignRun))).one() == 0
+
+
+async def test_a_leader_cannot_reach_another_communitys_campaign(e2e: E2E, group: Group) -> None:
+    campaign = await new_campaign(e2e, group)
+    zoe = e2e.emu.add_user("Zoe", username="zoe_elsewhere")
+    other = await e2e.make_group("Hill Side", leader=zoe, members=[])
+    await e2e.say(zoe, "/admin")
+    # Her own community's id with the other community's campaign: not found there, nothing changes.
+    for op, option, item in ((CampaignOp.OPEN, None, 0), (CampaignOp.SET, CampaignOption.ENABLED, 1),
+                             (CampaignOp.RUN_GO, None, 0), (CampaignOp.RESULTS, None, 0)):
+        data = CampaignAdmin(community_id=other.community_id, op=op, campaign_id=campaign.id, option=option,
+                             item=item).pack()
+        answer = e2e.answer(await e2e.press_data(zoe, data))
+        assert (answer.text, answer.show_alert) == (en("That campaign no longer exists."), True), op
+    assert not (await campaign_row(e2e, campaign.id)).enabled
     async with e2e.db() as s:
         assert (await s.exec(select(func.count()).select_from(CampaignRun))).one() == 0
 
