@@ -39,14 +39,16 @@ async def edit_or_send(message: Message | InaccessibleMessage | None, text: str,
         return
     if already_shows(message, text, markup):
         return
+    if message.text is None and (message.photo or message.document):
+        # A photo (a stats chart) has no text to become: the menu comes as a message of its own.
+        await message.answer(text, reply_markup=markup)
+        return
     try:
         await message.edit_text(text, reply_markup=markup)
     except TelegramBadRequest as exc:
         if "message is not modified" in exc.message:
             return
-        # A photo (a stats chart) has no text to edit: the menu comes back as a message of its own.
-        if any(reason in exc.message for reason in ("message to edit not found", "message can't be edited",
-                                                   "there is no text in the message to edit")):
+        if "message to edit not found" in exc.message or "message can't be edited" in exc.message:
             await message.answer(text, reply_markup=markup)
             return
         raise

@@ -74,6 +74,10 @@ async def test_leader_opens_stats_switches_screens_and_gets_csv(e2e: E2E, group:
     assert (sum(int(row[-2]) for row in rows[1:]), sum(int(row[-1]) for row in rows[1:])) == (2, 1)
     assert chart.edited == 1  # the chart stays as it was
 
+    # Back to the menu: a photo cannot become a text menu, so the menu comes as a message of its own.
+    await e2e.press(alice, en("« Back"), message=chart)
+    assert e2e.last(alice).startswith("Green Valley\n") and [en("📊 Stats")] in e2e.last_msg(alice).buttons
+
 
 async def test_a_forged_press_from_a_member_is_refused(e2e: E2E, group: Group) -> None:
     bob = group.members[0]
