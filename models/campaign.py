@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models.types import UTCDateTime, utcnow
@@ -55,8 +55,13 @@ class Campaign(SQLModel, table=True):
 
 class CampaignRun(SQLModel, table=True):
     __tablename__ = "campaign_runs"
-    # One scheduled run per campaign and community-local day; runs started by hand have no day.
-    __table_args__ = (UniqueConstraint("campaign_id", "scheduled_on", name="uq_campaign_run_day"),)
+    __table_args__ = (
+        # One scheduled run per campaign and community-local day; runs started by hand have no day.
+        UniqueConstraint("campaign_id", "scheduled_on", name="uq_campaign_run_day"),
+        # One run of a campaign sending at a time: two "Run now" presses at once start one.
+        Index("uq_campaign_run_sending", "campaign_id", unique=True, sqlite_where=text("status = 'sending'"),
+              postgresql_where=text("status = 'sending'")),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     campaign_id: int = Field(foreign_key="campaigns.id", index=True)

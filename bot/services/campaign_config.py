@@ -12,6 +12,7 @@ from html import escape
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from bot.services.checkin_settings import CouponTerms
 from bot.services.churn import Audience, RiskPolicy, RiskRule
@@ -52,6 +53,8 @@ class WinbackConfig(BaseModel):
     def _hhmm(cls, value: str) -> str:
         return time.fromisoformat(value).strftime("%H:%M")
 
+    # Refusals carry a stable type (the error's `reason` for bot/services/campaigns.update_config)
+    # besides their English words, so the screens say them in the leader's language.
     @field_validator("message")
     @classmethod
     def _template(cls, value: str | None) -> str | None:
@@ -59,18 +62,22 @@ class WinbackConfig(BaseModel):
             return None
         value = value.strip()
         if not value:
-            raise ValueError("the message is empty")
+            raise PydanticCustomError("message_empty", "the message is empty")
         if len(value) > MESSAGE_MAX:
-            raise ValueError(f"the message is longer than {MESSAGE_MAX} characters")
-        template_fields(value)
+            raise PydanticCustomError("message_too_long", "the message is longer than {max} characters",
+                                      {"max": MESSAGE_MAX})
+        try:
+            template_fields(value)
+        except TemplateError as exc:
+            raise PydanticCustomError(exc.reason, str(exc), {"placeholder": exc.placeholder}) from None
         return value
 
     @model_validator(mode="after")
     def _quiet(self) -> WinbackConfig:
         if self.quiet_start == self.quiet_end:
-            raise ValueError("quiet hours start and end at the same time")
+            raise PydanticCustomError("quiet_same", "quiet hours start and end at the same time")
         if self.is_quiet(time.fromisoformat(self.send_time)):
-            raise ValueError("the run time falls in the quiet hours")
+            raise PydanticCustomError("in_quiet_hours", "the run time falls in the quiet hours")
         return self
 
     def policy(self) -> RiskPolicy:
@@ -96,18 +103,30 @@ class WinbackConfig(BaseModel):
         return end.astimezone(moment.tzinfo)
 
 
+class TemplateError(ValueError):
+    """`reason`: "unpaired_brace" or "unknown_placeholder" (then `placeholder` says which)."""
+
+    def __init__(self, reason: str, words: str, placeholder: str = "") -> None:
+        super().__init__(words)
+        self.reason, self.placeholder = reason, placeholder
+
+
 def template_fields(template: str) -> set[str]:
-    """The placeholders a message uses; ValueError for one that is unknown or malformed."""
+    """The placeholders a message uses; TemplateError for one that is unknown or malformed."""
     found = set()
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError:
-        raise ValueError("a { or } without its pair (write {{ or }} for the character itself)") from None
+        raise TemplateError("unpaired_brace",
+                            "a { or } without its pair (write {{ or }} for the character itself)") from None
     for _literal, name, spec, conversion in parsed:
         if name is None:
             continue
         if name not in PLACEHOLDERS or spec or conversion:
-            raise ValueError(f"unknown placeholder {{{name}}}; use {', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
+            shown = "{" + name + ("!" + conversion if conversion else "") + (":" + spec if spec else "") + "}"
+            raise TemplateError("unknown_placeholder",
+                                f"unknown placeholder {shown}; use {', '.join('{' + p + '}' for p in PLACEHOLDERS)}",
+                                shown)
         found.add(name)
     return found
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
 from sqlalchemy import and_, bindparam, case, func, insert, literal, or_, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -78,10 +79,13 @@ async def update_config(session: AsyncSession, *, campaign: Campaign, changes: d
     current = winback_config(campaign.config)
     try:
         updated = WinbackConfig.model_validate(current.model_dump() | changes)
-    except ValueError as exc:
-        errors = getattr(exc, "errors", None)
-        detail = errors()[0]["msg"].removeprefix("Value error, ") if errors else str(exc)
-        raise DomainError("campaign_setting", detail=detail) from None
+    except ValidationError as exc:
+        # `reason`: the check that failed (campaign_config's own, or pydantic's such as
+        # "less_than_equal" with `le`); `field`: the option; `detail`: in English, for logs.
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"])
+        raise DomainError("campaign_setting", reason=error["type"], field=field,
+                          detail=error["msg"].removeprefix("Value error, "), **error.get("ctx", {})) from None
     before, after = current.model_dump(mode="json"), updated.model_dump(mode="json")
     diff = [key for key in after if before[key] != after[key]]
     if diff:
@@ -233,14 +237,15 @@ async def start_run(session: AsyncSession, *, campaign: Campaign, community: Com
                     runner: str, scheduled_on: date | None = None,
                     started_by: int | None = None) -> CampaignRun | None:
     """Plan a run that `runner` sends, and write its rows; None when the campaign already ran on
-    `scheduled_on`."""
+    `scheduled_on`, or a run of it is still sending."""
     config = winback_config(campaign.config)
     inserted = await session.execute(
         insert_for(session, CampaignRun.__table__).values(
             campaign_id=campaign.id, community_id=community.id, scheduled_on=scheduled_on, status=RunStatus.SENDING,
             started_by=started_by, runner=runner, config=config.model_dump(mode="json"), scanned=0, drifting=0, skipped={},
             started_at=now)
-        .on_conflict_do_nothing(index_elements=["campaign_id", "scheduled_on"])
+        # Either key: the day's scheduled run exists, or a run of this campaign is still sending.
+        .on_conflict_do_nothing()
         .returning(CampaignRun.__table__.c.id))
     run_id = inserted.scalar_one_or_none()
     if run_id is None:

@@ -375,31 +375,30 @@ async def _start_form(query: CallbackQuery, state: FSMContext, community: Commun
 
 
 def refusal(err: DomainError, changes: dict, config: WinbackConfig) -> str:
-    """A refused setting in the leader's language. The configuration model words its checks in
-    English (`detail`); the ones a leader can meet are said here."""
-    detail = str(err.params.get("detail", ""))
+    """A refused setting in the leader's language, from the check's stable `reason`."""
     if err.code == "campaign_name":
         return _("The name must be 1 to {max} characters.").format(max=err.params.get("max", 64))
     if err.code != "campaign_setting":
         return error_text(err)
     merged = config.model_copy(update=changes)
-    if "run time falls in the quiet hours" in detail:
-        return _("The run time {time} would fall in the quiet hours {start}–{end}: nothing could be sent. Choose a "
-                 "time outside them.").format(time=merged.send_time, start=merged.quiet_start, end=merged.quiet_end)
-    if "quiet hours start and end at the same time" in detail:
-        return _("Quiet hours must start and end at different times.")
-    if "message is empty" in detail:
-        return _("The message is empty.")
-    if "longer than" in detail:
-        return _("The message is longer than {max} characters; send a shorter one.").format(max=MESSAGE_MAX)
-    if "unknown placeholder" in detail:
-        bad = re.search(r"\{[^{}]*\}", detail)
-        return _("{placeholder} is not a placeholder I know. Use only {placeholders}.").format(
-            placeholder=escape(bad.group(0) if bad else "{}"), placeholders=escape(placeholders_text()))
-    if "without its pair" in detail:
-        return _("A curly bracket has no pair. Use only the placeholders {placeholders}.").format(
-            placeholders=escape(placeholders_text()))
-    return _("That setting is not allowed: {detail}.").format(detail=escape(detail))
+    match err.params.get("reason"):
+        case "in_quiet_hours":
+            return _("The run time {time} would fall in the quiet hours {start}–{end}: nothing could be sent. Choose "
+                     "a time outside them.").format(time=merged.send_time, start=merged.quiet_start,
+                                                    end=merged.quiet_end)
+        case "quiet_same":
+            return _("Quiet hours must start and end at different times.")
+        case "message_empty":
+            return _("The message is empty.")
+        case "message_too_long":
+            return _("The message is longer than {max} characters; send a shorter one.").format(max=MESSAGE_MAX)
+        case "unknown_placeholder":
+            return _("{placeholder} is not a placeholder I know. Use only {placeholders}.").format(
+                placeholder=escape(str(err.params.get("placeholder") or "{}")), placeholders=escape(placeholders_text()))
+        case "unpaired_brace":
+            return _("A curly bracket has no pair. Use only the placeholders {placeholders}.").format(
+                placeholders=escape(placeholders_text()))
+    return _("That setting is not allowed: {detail}.").format(detail=escape(str(err.params.get("detail", ""))))
 
 
 def _hhmm(raw: str) -> str | None:

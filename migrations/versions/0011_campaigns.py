@@ -58,6 +58,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('campaign_runs', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_campaign_runs_campaign_id'), ['campaign_id'], unique=False)
+        batch_op.create_index('uq_campaign_run_sending', ['campaign_id'], unique=True,
+                              sqlite_where=sa.text("status = 'sending'"), postgresql_where=sa.text("status = 'sending'"))
 
     op.create_table('campaign_sends',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -95,6 +97,7 @@ def downgrade() -> None:
 
     op.drop_table('campaign_sends')
     with op.batch_alter_table('campaign_runs', schema=None) as batch_op:
+        batch_op.drop_index('uq_campaign_run_sending')
         batch_op.drop_index(batch_op.f('ix_campaign_runs_campaign_id'))
 
     op.drop_table('campaign_runs')

@@ -79,13 +79,17 @@ async def test_a_run_chooses_the_drifting_members_it_may_message_and_says_why_no
     assert 0 < sum(r.arm == Arm.HOLDOUT for r in rows) < 30
     assert run.skipped == {Skip.UNREACHABLE: 5, Skip.OPTED_OUT: 3}
     assert (run.drifting, run.status, run.runner) == (68, RunStatus.SENDING, "w1")
-    # Once a day, and the cap keeps these members out of any campaign for 14 days.
+    # Once a day; by hand, not while it is still sending; the cap keeps these members out of any
+    # campaign for 14 days.
     assert await campaigns.start_run(session, campaign=campaign, community=shop.community, now=NOW, runner="w1",
                                      scheduled_on=NOW.date()) is None
+    assert await campaigns.start_run(session, campaign=campaign, community=shop.community, now=NOW, runner="w1") \
+        is None
     other = await winback(session, shop)
     again = await campaigns.start_run(session, campaign=other, community=shop.community,
                                       now=NOW + timedelta(days=13), runner="w1")
     assert await sends(fresh, again.id) == [] and again.skipped[Skip.CAPPED] == 60
+    await campaigns.finish(session, run=again, now=NOW + timedelta(days=13))
     later = await campaigns.start_run(session, campaign=other, community=shop.community,
                                       now=NOW + timedelta(days=15), runner="w1")
     # The cap has passed; the members active two weeks ago have drifted meanwhile.
@@ -161,11 +165,16 @@ async def test_due_in_the_community_calendar_outside_quiet_hours(session):
 async def test_settings_are_refused_as_a_whole_with_the_reason(session):
     shop = await make_shop(session, now=LONG_AGO)
     campaign = await winback(session, shop)
-    for changes, words in [({"send_time": "22:30"}, "quiet hours"), ({"holdout_percent": 80}, "50"),
-                           ({"message": "Hi {nam}"}, "{nam}"), ({"message": "50% {off"}, "{{")]:
+    for changes, reason, field in [({"send_time": "22:30"}, "in_quiet_hours", ""),
+                                   ({"holdout_percent": 80}, "less_than_equal", "holdout_percent"),
+                                   ({"message": "Hi {nam}"}, "unknown_placeholder", "message"),
+                                   ({"message": "50% {off"}, "unpaired_brace", "message"),
+                                   ({"quiet_start": "09:00"}, "quiet_same", "")]:
         with pytest.raises(DomainError) as refused:
             await campaigns.update_config(session, campaign=campaign, changes=changes, actor_id=LEADER, now=NOW)
-        assert refused.value.code == "campaign_setting" and words in refused.value.params["detail"]
+        params = refused.value.params
+        assert (refused.value.code, params["reason"], params["field"]) == ("campaign_setting", reason, field)
+    assert params["detail"] == "quiet hours start and end at the same time"
     assert WinbackConfig.model_validate(campaign.config) == WinbackConfig(audience=Audience.ACTIVE)
     assert template_fields("Hi {name}, {coupon} until {expires}") == {"name", "coupon", "expires"}
     assert fill("<b>{name}</b> {{x}} {coupon}", name="<Ann>", product="", coupon="A&B", expires="") == \
