@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Column, ForeignKey, Index
 from sqlmodel import Field, SQLModel
 
 from models.types import UTCDateTime
@@ -21,9 +21,8 @@ class MembershipEvent(SQLModel, table=True):
     __table_args__ = (
         # Growth reads one community's events in a range of days.
         Index("ix_membership_events_community_at", "community_id", "at"),
-        # A redelivered update records its change again at the same time: nothing is added. Also
-        # finds a person's first join (retention cohorts).
-        UniqueConstraint("community_id", "user_id", "change", "at", name="uq_membership_event"),
+        # A person's latest change (a redelivered update adds nothing) and first join (retention).
+        Index("ix_membership_events_person", "community_id", "user_id", "at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import union
+from sqlalchemy import exists, insert, literal, union
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -13,6 +13,7 @@ from bot.services.upsert import insert_for
 from bot.services.users import Profile, upsert_user
 from models import Community, Member, MembershipChange, MembershipEvent, MemberStatus, Via
 from models.shop import Coupon, Order
+from models.types import UTCDateTime
 
 LEADER_STATUSES = ("creator", "administrator")
 PRESENT_STATUSES = ("creator", "administrator", "member", "restricted")
@@ -67,8 +68,9 @@ async def on_member_status(
     `via` says Telegram reported this change (a `chat_member` update or a service message) and, for
     a join, how the person came: a join (absent -> present, rejoins too) or a leave (present ->
     absent; its via "left" or "kicked") is then recorded as a membership event, in the same
-    transaction. A redelivered update carries the same date and adds nothing. Without `via` (a
-    status learned by asking Telegram, or a promotion) no event is recorded.
+    transaction, unless the person's latest event is this very change at this very time (a
+    redelivered update; a leave and a rejoin within the same second are two changes). Without
+    `via` (a status learned by asking Telegram, or a promotion) no event is recorded.
     """
     await upsert_user(session, profile, now=now)
     member = await ensure(session, community_id=community.id, user_id=profile.id, now=now)
@@ -86,11 +88,19 @@ async def on_member_status(
     if via is not None and present != was_present:
         change = MembershipChange.JOIN if present else MembershipChange.LEAVE
         source = via if present else (MemberStatus.KICKED if new_status == "kicked" else MemberStatus.LEFT)
-        await session.execute(insert_for(session, MembershipEvent.__table__).values(
-            community_id=community.id, user_id=profile.id, change=change.value, via=str(source), at=now,
-        ).on_conflict_do_nothing(index_elements=["community_id", "user_id", "change", "at"]))
+        await session.execute(_record_event(community.id, profile.id, change, str(source), now))
     await session.commit()
     return member
+
+
+def _record_event(community_id: int, user_id: int, change: MembershipChange, via: str, at: datetime):
+    e = MembershipEvent.__table__.c
+    latest = (select(e.id).where(e.community_id == community_id, e.user_id == user_id)
+              .order_by(e.at.desc(), e.id.desc()).limit(1).scalar_subquery())
+    again = exists().where(e.id == latest, e.change == change.value, e.at == literal(at, UTCDateTime))
+    row = select(literal(community_id), literal(user_id), literal(change.value), literal(via), literal(at, UTCDateTime))
+    return insert(MembershipEvent.__table__).from_select(["community_id", "user_id", "change", "via", "at"],
+                                                         row.where(~again))
 
 
 async def communities_of(session: AsyncSession, *, user_id: int, active_only: bool = False) -> list[Community]:

@@ -1,4 +1,4 @@
-"""statistics: funnel_days, community_hours, one membership event per change, indexes for the stats screens
+"""statistics: funnel_days, community_hours, indexes for the stats screens
 
 Revision ID: 0010
 Revises: 0009
@@ -38,7 +38,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('community_id', 'day', 'hour', name='uq_community_hour')
     )
     with op.batch_alter_table('membership_events', schema=None) as batch_op:
-        batch_op.create_unique_constraint('uq_membership_event', ['community_id', 'user_id', 'change', 'at'])
+        batch_op.create_index('ix_membership_events_person', ['community_id', 'user_id', 'at'], unique=False)
     with op.batch_alter_table('activity_days', schema=None) as batch_op:
         batch_op.drop_index('ix_activity_days_community_day')
         batch_op.create_index('ix_activity_days_community_day_user', ['community_id', 'day', 'user_id'], unique=False)
@@ -53,6 +53,6 @@ def downgrade() -> None:
         batch_op.drop_index('ix_activity_days_community_day_user')
         batch_op.create_index('ix_activity_days_community_day', ['community_id', 'day'], unique=False)
     with op.batch_alter_table('membership_events', schema=None) as batch_op:
-        batch_op.drop_constraint('uq_membership_event', type_='unique')
+        batch_op.drop_index('ix_membership_events_person')
     op.drop_table('community_hours')
     op.drop_table('funnel_days')

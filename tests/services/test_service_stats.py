@@ -84,15 +84,12 @@ async def build(session, add_community):
     cid = community.id
     await make_users(session, [G], now=at(1, 1))
 
-    for uid, when, via in JOINS:
-        await members.on_member_status(session, community=community, profile=person(uid), old_status="left",
-                                       new_status="member", now=when, via=via)
-    # The first join delivered again: nothing new.
-    await members.on_member_status(session, community=community, profile=person(A), old_status="left",
-                                   new_status="member", now=at(2, 16, 9), via=Via.MEMBER_LINK)
-    for uid, when, kicked in LEAVES:
-        await members.on_member_status(session, community=community, profile=person(uid), old_status="member",
-                                       new_status="kicked" if kicked else "left", now=when, via=Via.UNKNOWN)
+    changes = [(when, uid, "left", "member", via) for uid, when, via in JOINS]
+    changes += [(when, uid, "member", "kicked" if kicked else "left", Via.UNKNOWN) for uid, when, kicked in LEAVES]
+    changes.insert(2, changes[1])  # A's first join delivered again at once: nothing new
+    for when, uid, old, new, via in sorted(changes, key=lambda c: c[0]):
+        await members.on_member_status(session, community=community, profile=person(uid), old_status=old,
+                                       new_status=new, now=when, via=via)
     # A promotion is no join.
     await members.on_member_status(session, community=community, profile=person(B), old_status="member",
                                    new_status="administrator", now=at(3, 1), via=Via.UNKNOWN)
@@ -326,3 +323,22 @@ async def test_an_empty_community_has_zeros(session, add_community):
     assert (await stats.funnel(session, community=community, now=NOW)).counts == (0,) * 6
     e = await stats.engagement(session, community=community, now=NOW)
     assert e.k_factor == 0.0 and e.invites_per_inviter is None
+
+
+async def test_a_change_redelivered_is_recorded_once_and_a_quick_rejoin_twice(session, add_community, fresh):
+    community = await add_community(-700)
+    when = at(3, 1, 9)
+    moves = [("left", "member", when), ("left", "member", when), ("member", "left", when), ("left", "member", when),
+             ("member", "left", when), ("member", "left", when), ("left", "member", when + timedelta(days=1))]
+    for old, new, moment in moves:
+        await members.on_member_status(session, community=community, profile=person(A), old_status=old,
+                                       new_status=new, now=moment, via=Via.UNKNOWN)
+    # Asked of Telegram rather than reported: no event.
+    await members.on_member_status(session, community=community, profile=person(B), old_status="left",
+                                   new_status="member", now=when)
+    async with fresh() as s:
+        rows = list(await s.exec(select(MembershipEvent).where(MembershipEvent.community_id == community.id)
+                                 .order_by(MembershipEvent.id)))
+    assert [(e.user_id, e.change, e.at) for e in rows] == [
+        (A, "join", when), (A, "leave", when), (A, "join", when), (A, "leave", when),
+        (A, "join", when + timedelta(days=1))]
