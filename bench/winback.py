@@ -7,7 +7,7 @@ straight into PostgreSQL with generate_series (members' rhythm columns as the ac
 keeps them: first and last active day, days active; a third of them buyers with ~3 orders each, a
 tenth of those cancelled, some within the last two weeks). Daily, weekly, monthly and irregular
 rhythms; about a third stopped at a random moment of their year. Then `churn.scan` (personal rule,
-audience: anyone active) is timed, twice, each in a session of its own, and this process's peak
+audience: anyone active) is timed three times, each in a session of its own (the median is judged), and this process's peak
 memory is read (ru_maxrss).
 
 Each part returns a list of `Figure`s; exit status 0 only when every figure holds its target.
@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import os
 import resource
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ TZ = "Asia/Shanghai"
 FIRST_USER = 50_000_000
 # Targets. Risk selection for a million members fits in a daily job's first seconds.
 SCAN_SECONDS_TARGET = 5.0
+# The median of a few runs: on a shared machine one run can land beside someone else's burst.
+SCAN_RUNS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +151,7 @@ async def risk_selection(args: argparse.Namespace) -> list[Figure]:
     timings, result = [], None
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
-        for _ in range(2):
+        for _ in range(SCAN_RUNS):
             async with sessions() as session:
                 started = time.perf_counter()
                 result = await churn.scan(session, community_id=community, tz=TZ, audience=churn.Audience.ACTIVE,
@@ -157,7 +160,7 @@ async def risk_selection(args: argparse.Namespace) -> list[Figure]:
     finally:
         await engine.dispose()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    worst = max(timings)
+    median = statistics.median(timings)
     print(f"  scanned {result.scanned:,} (excluded: {result.excluded_new:,} new, "
           f"{result.excluded_recent_buyers:,} recent buyers); community gap {result.community_gap:.1f} days; "
           f"risk histogram {result.histogram}")
@@ -167,8 +170,8 @@ async def risk_selection(args: argparse.Namespace) -> list[Figure]:
                f"= {counts['eligible']:,} in the group, not erased",
                result.scanned + result.excluded_new + result.excluded_recent_buyers == counts["eligible"]),
         Figure("drifting members found", f"{len(result.drifting):,}", "for information"),
-        Figure("scan time (slower of 2 runs)", f"{worst:.2f} s ({', '.join(f'{t:.2f}' for t in timings)})",
-               f"<= {SCAN_SECONDS_TARGET:g} s", worst <= SCAN_SECONDS_TARGET),
+        Figure(f"scan time (median of {SCAN_RUNS} runs)", f"{median:.2f} s (runs: {', '.join(f'{t:.2f}' for t in timings)})",
+               f"<= {SCAN_SECONDS_TARGET:g} s", median <= SCAN_SECONDS_TARGET),
         Figure("peak memory of this process", f"{peak_mb:.0f} MB (before the scans {rss_before / 1024:.0f} MB)",
                "for information"),
     ]
