@@ -10,9 +10,10 @@ in minor units of the community's currency.
 Where the numbers come from:
 - members now: `members` rows with status member; joins and leaves: `membership_events` (recorded
   from what Telegram reports, rejoins included, each change once; members.on_member_status);
-- active members, messages: `activity_days` (a member is active on a day with any row: a message,
-  a button pressed in the group, a check-in or an order);
-- messages and orders per local hour: `community_hours`; Buy presses and checkouts started:
+- active members: `activity_days` (a member is active on a day with any row: a message, a button
+  pressed in the group, a check-in or an order);
+- messages, and messages and orders per local hour: `community_hours` (the same counts as the
+  members' days, summed per hour); Buy presses and checkouts started:
   `funnel_days` (both written by the activity flusher, bot/services/stats_counters.py);
 - orders, revenue: `orders`. An order counts as a sale unless cancelled or refunded (or due a
   refund); revenue is the sales' totals, by the local day the order was placed;
@@ -391,20 +392,23 @@ async def overview(session: AsyncSession, *, community: Community, now: datetime
     week_at, prev_week_at = _at(_begins(tz, week)), _at(_begins(tz, prev_week))
 
     a = ActivityDay.__table__.c
-    # Per member first (one pass over the rows), then counted: many DISTINCTs over a month's rows
-    # would each sort them.
-    per_member = (select(
-        func.max(case((a.day == yesterday, 1), else_=0)).label("d"),
-        func.max(case((a.day == before, 1), else_=0)).label("d0"),
-        func.max(case((a.day >= week, 1), else_=0)).label("w"),
-        func.max(case((and_(a.day >= prev_week, a.day < week), 1), else_=0)).label("w0"),
-        func.max(case((a.day >= month, 1), else_=0)).label("m"),
-        func.max(case((a.day < month, 1), else_=0)).label("m0"),
-        _sum_if(a.day >= week, a.messages).label("msg"),
-        _sum_if(and_(a.day >= prev_week, a.day < week), a.messages).label("msg0"),
-    ).where(a.community_id == cid, a.day >= prev_month, a.day <= today).group_by(a.user_id).subquery())
-    act = select(*(func.coalesce(func.sum(per_member.c[n]), 0).label(n)
-                   for n in ("d", "d0", "w", "w0", "m", "m0", "msg", "msg0"))).subquery()
+    in_range = (a.community_id == cid, a.day >= prev_month, a.day <= today)
+    # One row per member and day: a day's rows are its active members. The ranges' distinct members
+    # come from each member's first and last day in the 60 days (one pass over the index, no
+    # DISTINCT sort per range); only the previous week needs a flag of its own.
+    per_member = select(func.min(a.day).label("lo"), func.max(a.day).label("hi"),
+                        func.max(case((and_(a.day >= prev_week, a.day < week), 1), else_=0)).label("w0"),
+                        ).where(*in_range).group_by(a.user_id).subquery()
+    act = select(
+        select(func.count()).where(a.community_id == cid, a.day == yesterday).scalar_subquery().label("d"),
+        select(func.count()).where(a.community_id == cid, a.day == before).scalar_subquery().label("d0"),
+        _sum_if(per_member.c.hi >= week).label("w"), func.coalesce(func.sum(per_member.c.w0), 0).label("w0"),
+        _sum_if(per_member.c.hi >= month).label("m"), _sum_if(per_member.c.lo < month).label("m0"),
+    ).subquery()
+    # Messages per local hour hold the same counts as the members' days, in a few hundred rows.
+    h = CommunityHour.__table__.c
+    chatter = select(_sum_if(h.day >= week, h.messages).label("msg"), _sum_if(h.day < week, h.messages).label("msg0"),
+                     ).where(h.community_id == cid, h.day >= prev_week, h.day <= today).subquery()
 
     o = Order.__table__.c
     sales = select(
@@ -429,8 +433,9 @@ async def overview(session: AsyncSession, *, community: Community, now: datetime
     members = select(func.count().label("members")).where(m.community_id == cid,
                                                           m.status == MemberStatus.MEMBER.value).subquery()
     row = (await session.execute(
-        select(act, sales, events, checkins, members).select_from(
-            act.join(sales, true()).join(events, true()).join(checkins, true()).join(members, true())))).one()
+        select(act, chatter, sales, events, checkins, members).select_from(
+            act.join(chatter, true()).join(sales, true()).join(events, true()).join(checkins, true())
+            .join(members, true())))).one()
 
     n = {k: int(v or 0) for k, v in row._mapping.items()}
     members_then = n["members"] - n["joins"] + n["leaves"]
