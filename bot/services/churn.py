@@ -119,7 +119,7 @@ def band(risk: float) -> int:
 async def community_gap(session: AsyncSession, *, community_id: int) -> float:
     """The median over the community's members with at least 3 active days of their mean gap."""
     m = Member.__table__.c
-    mean_gap = (func.cast(m.last_active_on - m.first_active_on, Float) / (m.active_days - 1))
+    mean_gap = func.cast(m.last_active_on - m.first_active_on, Float) / func.cast(m.active_days - 1, Float)
     where = and_(m.community_id == community_id, m.active_days >= 3, m.first_active_on.is_not(None))
     if session.bind.dialect.name == "postgresql":
         value = (await session.execute(
@@ -231,8 +231,10 @@ async def _scan_in_sql(session: AsyncSession, query, *, community_id: int, today
         risk = 1.0 - func.power(beta / (beta + silent), alpha)
         flagged = risk >= policy.threshold
         typical = beta * (func.power(1.0 - policy.threshold, -1.0 / alpha) - 1.0)
-    banded = select(c.klass, case((c.klass == "scan", func.least(BANDS - 1, func.floor(risk * BANDS)).cast(Integer)),
-                                  else_=None).label("band")).subquery("banded")
+    # The class is named once: the candidates' subquery is flattened into this one, and each mention
+    # would test every member against the recent buyers again. Excluded classes' bands are ignored.
+    banded = select(c.klass, func.least(BANDS - 1, func.floor(risk * BANDS)).cast(Integer).label("band")
+                    ).subquery("banded")
     histogram = [0] * BANDS
     excluded = {"new": 0, "recent": 0}
     for klass, index, n in await session.execute(
