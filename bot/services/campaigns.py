@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -31,7 +32,7 @@ from bot.services.campaign_config import WinbackConfig, winback_config
 from bot.services.churn import AtRisk, RiskScan
 from bot.services.errors import DomainError
 from bot.services.lift import Lift, lift
-from bot.services.upsert import insert_for
+from bot.services.upsert import insert_for, insert_rows, rows_params
 from models import ActivityDay, Community, Coupon, CouponRedemption, Order, OrderStatus, Product, User
 from models.campaign import Arm, Campaign, CampaignKind, CampaignRun, CampaignSend, RunStatus, SendStatus
 
@@ -330,25 +331,42 @@ async def claim(session: AsyncSession, *, run: CampaignRun, community: Community
     return out
 
 
+_COUPON_COLUMNS = ("community_id", "code", "owner_id", "kind", "value", "cap", "min_spend", "expires_at", "single_use",
+                   "uses", "source", "created_by", "created_at")
+
+
+@cache
+def _coupons_insert(dialect: str):
+    # Built once per dialect: a multi-row VALUES of a few hundred coupons was compiled afresh for
+    # every chunk of a broadcast.
+    t = Coupon.__table__
+    return insert_rows(dialect, t, _COUPON_COLUMNS).on_conflict_do_nothing(index_elements=["community_id", "code"]) \
+        .returning(t.c.id, t.c.code)
+
+
 async def _issue_coupons(session: AsyncSession, *, community: Community, config: WinbackConfig,
                          owners: dict[int, int], now: datetime) -> dict[int, tuple[int, str]]:
     """A unique coupon bound to each owner (send id → owner): send id → (coupon id, code)."""
+    dialect = session.get_bind().dialect.name
+    offer = config.offer
+    expires_at = offer.spec(owner_id=0, timezone_name=community.timezone, now=now, source=COUPON_SOURCE).expires_at
     issued: dict[int, tuple[int, str]] = {}
     todo = dict(owners)
     while todo:
         codes = {send_id: coupons.new_code("WB") for send_id in todo}
-        spec = {send_id: config.offer.spec(owner_id=owner, timezone_name=community.timezone, now=now,
-                                           source=COUPON_SOURCE) for send_id, owner in todo.items()}
-        await session.execute(
-            insert_for(session, Coupon.__table__).values([
-                {"community_id": community.id, "code": codes[s], "owner_id": spec[s].owner_id, "kind": spec[s].kind,
-                 "value": spec[s].value, "cap": spec[s].cap, "min_spend": spec[s].min_spend,
-                 "expires_at": spec[s].expires_at, "single_use": True, "uses": 0, "source": COUPON_SOURCE,
-                 "created_by": None, "created_at": now} for s in todo])
-            .on_conflict_do_nothing(index_elements=["community_id", "code"]))
-        made = dict((await session.execute(select(Coupon.code, Coupon.id).where(
-            Coupon.community_id == community.id, Coupon.code.in_(list(codes.values())),
-            Coupon.created_at == now, Coupon.source == COUPON_SOURCE))).all())
+        rows = [{"community_id": community.id, "code": codes[s], "owner_id": owner, "kind": offer.kind,
+                 "value": offer.value, "cap": offer.cap, "min_spend": offer.min_spend, "expires_at": expires_at,
+                 "single_use": True, "uses": 0, "source": COUPON_SOURCE, "created_by": None, "created_at": now}
+                for s, owner in todo.items()]
+        if dialect == "postgresql":
+            returned = await session.execute(_coupons_insert(dialect), rows_params(dialect, _COUPON_COLUMNS, rows))
+            made = {code: coupon_id for coupon_id, code in returned.all()}
+        else:  # an executemany, which cannot return rows
+            await session.execute(insert_for(session, Coupon.__table__).on_conflict_do_nothing(
+                index_elements=["community_id", "code"]), rows)
+            made = dict((await session.execute(select(Coupon.code, Coupon.id).where(
+                Coupon.community_id == community.id, Coupon.code.in_(list(codes.values())),
+                Coupon.created_at == now, Coupon.source == COUPON_SOURCE))).all())
         for send_id in list(todo):
             coupon_id = made.get(codes[send_id])
             if coupon_id is not None:  # else the code was taken: another one next round

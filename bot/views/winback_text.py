@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from html import escape
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
@@ -50,9 +51,14 @@ def message(outgoing: Outgoing, community: Community, config: WinbackConfig,
         body += "\n\n" + translate("Here is {offer}, just for you: {coupon}\nValid until {expires}. Use it at checkout.",
                                    locale, offer=escape(offer_text(config, community, locale)),
                                    coupon=f"<code>{escape(outgoing.coupon_code)}</code>", expires=escape(expires))
-    markup = InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(
+    return body, _stop_offers(locale)
+
+
+@lru_cache(maxsize=8)
+def _stop_offers(locale: str) -> InlineKeyboardMarkup:
+    # The same for every member of a language: built once, not for each of a broadcast's messages.
+    return InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(
         text=translate("Stop offers", locale), callback_data=Privacy(action=PrivacyAction.STOP_OFFERS).pack())]])
-    return body, markup
 
 
 def not_sent_lines(skipped: dict[str, int], config: WinbackConfig, locale: str) -> list[str]:
