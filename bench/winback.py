@@ -3,12 +3,12 @@
     .venv/bin/python bench/winback.py [--database-url URL] [--members 1000000] [--seed 13]
 
 Part (a), risk selection. One community of `--members` members with a year of activity, written
-straight into PostgreSQL with generate_series (members' rhythm columns as the activity flusher
-keeps them: first and last active day, days active; a third of them buyers with ~3 orders each, a
-tenth of those cancelled, some within the last two weeks). Daily, weekly, monthly and irregular
-rhythms; about a third stopped at a random moment of their year. Then `churn.scan` (personal rule,
-audience: anyone active) is timed three times, each in a session of its own (the median is judged), and this process's peak
-memory is read (ru_maxrss).
+straight into PostgreSQL with generate_series: the members' rhythm columns as the activity flusher
+keeps them (first and last active day, days active), mean gaps of 1.5, 7, 30 and 10 days, about a
+third stopped at a random moment of their year; a third of them buyers with ~2.6 orders each, a
+tenth of those cancelled, some within the last two weeks. Then `churn.scan` (personal rule,
+audience: anyone active) is timed three times, each in a session of its own (the median is judged),
+and this process's CPU and peak memory (ru_maxrss) are read.
 
 Each part returns a list of `Figure`s; exit status 0 only when every figure holds its target.
 """
@@ -62,7 +62,7 @@ class Figure:
 
 # ----- part (a): risk selection over a million members ----------------------------------------------
 
-# One row per member: a rhythm (mean gap 1.5, 7, 30 days, or a heavy-tailed "irregular" 10), a
+# One row per member: a rhythm (a mean gap of 1.5, 7, 30 or 10 days), a
 # start within the year, and, for about a third, a stop day; the days active follow from the gap.
 SEED_MEMBERS = """
 INSERT INTO users (id, first_name, can_dm, marketing_opt_out, erased, created_at, updated_at)
