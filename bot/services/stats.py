@@ -32,6 +32,7 @@ from sqlalchemy import Date, Integer, and_, case, cast, distinct, func, literal,
 from sqlalchemy.sql import ColumnElement
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.services import campaigns
 from bot.services.activity_days import zone
 from models import (
     ActivityDay,
@@ -300,7 +301,7 @@ class Engagement:
     """Live check-in streaks (the last check-in today or yesterday) by length. Invites: referrals
     that qualified in the last 30 local days and name an inviter; `k_factor` = those invites per
     present member (new members each member brought in 30 days); `invites_per_inviter` among the
-    members who brought any. `winback` comes from the campaigns when they exist."""
+    members who brought any. `winback`: the win-back campaigns whose results are in."""
 
     streaks: tuple[StreakBucket, ...]
     members_with_streak: int
@@ -636,7 +637,21 @@ async def engagement(session: AsyncSession, *, community: Community, now: dateti
                     for (label, low, high), n in zip(STREAK_BUCKETS, counts, strict=True))
     return Engagement(streaks=streaks, members_with_streak=sum(b.members for b in streaks), invites=int(n_invites),
                       inviters=int(n_inviters), members=int(n_members), k_factor=_share(n_invites, n_members),
-                      invites_per_inviter=n_invites / n_inviters if n_inviters else None)
+                      invites_per_inviter=n_invites / n_inviters if n_inviters else None,
+                      winback=await _winback(session, community_id=cid, now=now))
+
+
+async def _winback(session: AsyncSession, *, community_id: int, now: datetime) -> WinbackLift | None:
+    """Both arms of the community's win-back campaigns whose results are in (every window closed,
+    both arms big enough: bot/services/campaigns.outcome); None before any is."""
+    measured = [result for campaign in await campaigns.campaigns_of(session, community_id=community_id)
+                if (result := await campaigns.outcome(session, campaign=campaign, now=now)).lift is not None]
+    if not measured:
+        return None
+    return WinbackLift(treated=sum(r.treatment.members for r in measured),
+                       treated_back=sum(r.treatment.returned for r in measured),
+                       holdout=sum(r.holdout.members for r in measured),
+                       holdout_back=sum(r.holdout.returned for r in measured))
 
 
 ScreenFunction = Callable[..., Awaitable[Screen]]

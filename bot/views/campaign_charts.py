@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from io import BytesIO
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 from bot.services.campaigns import Outcome
 from bot.services.lift import wilson
 from bot.views.stats_charts import BLUE, INK, MID, ORANGE, SMALL, percent
@@ -22,6 +19,9 @@ WIDTH_PX, HEIGHT_PX, DPI = 800, 600, 100
 def draw_arms(result: Outcome) -> bytes:
     """Two bars, messaged (blue) and held out (orange): the share who came back, whiskers for the
     95 % interval, the share written above each whisker."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # at the first chart: see stats_charts._figure
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
     FigureCanvasAgg(fig)
     ax = fig.add_axes((0.12, 0.08, 0.84, 0.86))

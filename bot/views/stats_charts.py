@@ -32,20 +32,20 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from io import BytesIO
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from babel.numbers import format_decimal
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import LinearSegmentedColormap
-from matplotlib.figure import Figure
-from matplotlib.patches import FancyBboxPatch
 
 from bot.services.money import BABEL_LOCALE, precision
 from models.invite import Via
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyBboxPatch
+
     from bot.services.stats import Activity, Engagement, Funnel, Growth, Overview, Retention, Sales
 
 WIDTH_PX, HEIGHT_PX = 1000, 700
@@ -68,7 +68,11 @@ LEAVES_COLOUR = RED
 
 BIG, MID, SMALL = 30, 22, 17
 
-_HEAT = LinearSegmentedColormap.from_list("heat", ["#f4f7fb", "#a9cbe8", BLUE, "#1d4f7a"])
+@cache
+def _heat():
+    from matplotlib.colors import LinearSegmentedColormap
+
+    return LinearSegmentedColormap.from_list("heat", ["#f4f7fb", "#a9cbe8", BLUE, "#1d4f7a"])
 _lock = threading.Lock()
 
 
@@ -95,6 +99,11 @@ def day_label(day: date) -> str:
 
 
 def _figure() -> Figure:
+    # matplotlib is imported at the first chart, not when the bot starts: it is a second of every
+    # process's start-up (and its memory) for something a leader asks for now and then.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(WIDTH_PX / _DPI, HEIGHT_PX / _DPI), dpi=_DPI)
     FigureCanvasAgg(fig)
     return fig
@@ -156,6 +165,8 @@ def draw_tiles(tiles: Sequence[Tile]) -> bytes:
 
 
 def _rounded(ax) -> FancyBboxPatch:
+    from matplotlib.patches import FancyBboxPatch
+
     return FancyBboxPatch((0.02, 0.02), 0.96, 0.96, boxstyle="round,pad=0,rounding_size=0.06",
                           transform=ax.transAxes, facecolor="#eef2f6", edgecolor="none")
 
@@ -196,7 +207,7 @@ def draw_cohorts(starts: Sequence[date], sizes: Sequence[int], shares: Sequence[
         for c, share in enumerate(row):
             if share is not None:
                 grid[r, c] = share
-    ax.imshow(np.ma.masked_invalid(grid), cmap=_HEAT, vmin=0, vmax=1, aspect="auto")
+    ax.imshow(np.ma.masked_invalid(grid), cmap=_heat(), vmin=0, vmax=1, aspect="auto")
     size = SMALL if len(starts) > 8 else MID
     for r in range(len(starts)):
         for c in range(weeks):
@@ -223,7 +234,7 @@ def draw_week_hours(grids: Sequence[Sequence[Sequence[int]]]) -> bytes:
         ax = fig.add_subplot(len(grids), 1, index + 1)
         values = np.asarray(grid, dtype=float).reshape(7, 24)
         top = values.max()
-        ax.imshow(values, cmap=_HEAT, vmin=0, vmax=top if top > 0 else 1, aspect="auto")
+        ax.imshow(values, cmap=_heat(), vmin=0, vmax=top if top > 0 else 1, aspect="auto")
         if top > 0:
             r, c = np.unravel_index(int(values.argmax()), values.shape)
             ax.text(c, r, str(int(top)), ha="center", va="center", fontsize=SMALL - 3, color="white", weight="bold")

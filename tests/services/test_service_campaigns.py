@@ -11,7 +11,7 @@ import pytest
 from shop_builders import LEADER, buy, make_product, make_shop
 from sqlalchemy import insert, select, update
 
-from bot.services import campaigns, lift
+from bot.services import campaigns, lift, stats
 from bot.services.campaign_config import WinbackConfig, fill, template_fields
 from bot.services.campaigns import Result, Skip
 from bot.services.churn import Audience
@@ -219,6 +219,10 @@ async def test_outcome_counts_both_arms_alike_and_shows_the_lift_once_the_window
     assert done.lift == lift.lift(12, len(treated), 3, len(held))
     assert done.window_ends == NOW + timedelta(days=14)
     assert await campaigns.outcome(session, campaign=campaign, now=NOW + timedelta(days=15), run_id=run.id) == done
+    # The stats' engagement screen shows the lift once it is in, not before.
+    assert (await stats.engagement(session, community=shop.community, now=NOW + timedelta(days=5))).winback is None
+    shown = (await stats.engagement(session, community=shop.community, now=NOW + timedelta(days=15))).winback
+    assert shown == stats.WinbackLift(len(treated), 12, len(held), 3) and shown.lift == done.lift.absolute
 
 
 @pytest.mark.parametrize(("counts", "interval"), [
