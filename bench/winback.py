@@ -5,7 +5,7 @@
 Part (a), risk selection. One community of `--members` members with a year of activity, written
 straight into PostgreSQL with generate_series: the members' rhythm columns as the activity flusher
 keeps them (first and last active day, days active), mean gaps of 1.5, 7, 30 and 10 days, about a
-third stopped at a random moment of their year; a third of them buyers with ~2.6 orders each, a
+third stopped at a random moment of their year; a third of them buyers with ~2.5 orders each, a
 tenth of those cancelled, some within the last two weeks. Then `churn.scan` (personal rule,
 audience: anyone active) is timed three times, each in a session of its own (the median is judged),
 and this process's CPU and peak memory (ru_maxrss) are read.

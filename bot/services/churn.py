@@ -14,7 +14,8 @@ beta * ((1 - threshold) ** (-1 / alpha) - 1). Short histories lean on the commun
 
 The fixed rule instead flags s >= fixed_days (risk shown as s / fixed_days, at most 1).
 
-Reads only the members' rhythm columns (kept by the activity flusher) and one aggregate of orders.
+Reads only the members' rhythm columns (kept by the activity flusher), erased users, and orders
+(who bought recently; how many orders each drifting member has).
 On PostgreSQL the arithmetic runs in SQL and only drifting members leave the database; elsewhere
 (SQLite, which may lack math functions) the rows are scored in Python with the same formulas.
 """
@@ -88,7 +89,7 @@ class AtRisk:
 
 @dataclass(frozen=True, slots=True)
 class RiskScan:
-    drifting: list[AtRisk]          # risk >= threshold, highest risk first
+    drifting: list[AtRisk]          # personal: risk >= threshold; fixed: silent >= fixed_days. Highest risk first
     scanned: int                    # members scored (after the audience, new and recent-buyer exclusions)
     excluded_new: int
     excluded_recent_buyers: int
