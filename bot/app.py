@@ -149,6 +149,8 @@ class App:
                                    f"(set JOURNAL_DIR to a writable directory)") from None
         self.flusher.start(recover=recover)
         self._started.append("flusher")
+        if recover:
+            self.campaigns.watch()
         if scheduler:
             self.scheduler.start(self.context)
             self._started.append("scheduler")

@@ -397,10 +397,14 @@ async def record(session: AsyncSession, results: Iterable[Result]) -> None:
     await session.commit()
 
 
-async def recover(session: AsyncSession, *, run_id: int, attempted: set[int] | None) -> tuple[int, int]:
-    """After a crash: rows left `sending` that Telegram never saw (not in `attempted`) go back to
-    pending; the others, and all of them when nobody knows (`attempted` None), are in doubt and
-    never sent again. Returns (put back, in doubt)."""
+async def recover(session: AsyncSession, *, run_id: int, attempted: set[int] | None,
+                  answered: Sequence[Result] = ()) -> tuple[int, int]:
+    """After a crash: the answers the dead worker had journaled are recorded; rows still `sending`
+    that Telegram never saw (not in `attempted`) go back to pending; the others, and all of them
+    when nobody knows (`attempted` None), are in doubt and never sent again. Returns (put back,
+    in doubt)."""
+    if answered:
+        await record(session, answered)
     stuck = list((await session.execute(select(CampaignSend.id).where(
         CampaignSend.run_id == run_id, CampaignSend.status == SendStatus.SENDING))).scalars())
     back = [i for i in stuck if attempted is not None and i not in attempted]

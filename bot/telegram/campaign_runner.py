@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from aiogram.types import InlineKeyboardMarkup
@@ -42,6 +42,8 @@ CHUNK_FREE, CHUNK_PAID = 30, 300
 # How often the results of finished sends are written, and the leader's card edited.
 RECORD_EVERY = 0.5
 PROGRESS_EVERY = 3.0
+# How often a worker looks for runs whose worker is gone (the job's ticks are minutes apart).
+WATCH_EVERY = 15.0
 
 MessageText = Callable[[Outgoing, Community, WinbackConfig], tuple[str, InlineKeyboardMarkup]]
 ProgressText = Callable[..., str]
@@ -57,35 +59,50 @@ class RunTexts:
 
 
 class AttemptJournal:
-    """`<dir>/campaign-attempts-<worker>.log`: "run send" per line, written before each attempt."""
+    """`<dir>/campaign-attempts-<worker>.log`: "a run send" before each attempt, and "o run send
+    status at message" once Telegram answered, so a worker taking over knows what was sent even
+    before the results reached the database (they are written every half second)."""
 
     def __init__(self, root: Path, worker: str) -> None:
         self.root = root
         self.path = root / f"campaign-attempts-{_safe(worker)}.log"
         self._file = None
 
-    def attempt(self, run_id: int, send_id: int) -> None:
+    def _write(self, line: str) -> None:
         if self._file is None:
             self.root.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "a", buffering=1, encoding="ascii")  # noqa: SIM115 - kept open
-        self._file.write(f"{run_id} {send_id}\n")
+        self._file.write(line)
 
-    def attempted_by(self, worker: str, run_id: int) -> set[int] | None:
-        """What `worker` handed to Telegram for this run; None when its journal is not on this host."""
+    def attempt(self, run_id: int, send_id: int) -> None:
+        self._write(f"a {run_id} {send_id}\n")
+
+    def outcome(self, run_id: int, result: Result) -> None:
+        self._write(f"o {run_id} {result.send_id} {result.status} {result.at.timestamp()} {result.message_id or 0}\n")
+
+    def read(self, worker: str, run_id: int) -> tuple[set[int], list[Result]] | None:
+        """What `worker` handed to Telegram for this run with no answer yet, and the answers it
+        had; None when its journal is not on this host."""
         path = self.root / f"campaign-attempts-{_safe(worker)}.log"
         try:
             lines = path.read_text(encoding="ascii").splitlines()
         except FileNotFoundError:
             return None
-        found = set()
+        attempted: set[int] = set()
+        answered: dict[int, Result] = {}
+        run = str(run_id)
         for line in lines:
             parts = line.split()
-            if len(parts) == 2 and parts[0] == str(run_id) and parts[1].isdigit():
-                found.add(int(parts[1]))
-        return found
-
-    def forget(self, worker: str) -> None:
-        (self.root / f"campaign-attempts-{_safe(worker)}.log").unlink(missing_ok=True)
+            try:
+                if len(parts) == 3 and parts[0] == "a" and parts[1] == run:
+                    attempted.add(int(parts[2]))
+                elif len(parts) == 6 and parts[0] == "o" and parts[1] == run:
+                    send_id, message_id = int(parts[2]), int(parts[5]) or None
+                    answered[send_id] = Result(send_id, SendStatus(parts[3]),
+                                               datetime.fromtimestamp(float(parts[4]), timezone.utc), message_id)
+            except ValueError:  # a line cut short by the kill
+                continue
+        return attempted - set(answered), list(answered.values())
 
     def close(self, *, remove: bool) -> None:
         if self._file is not None:
@@ -114,6 +131,7 @@ class CampaignRunner:
         self._clock = clock
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._stopping = False
+        self._watcher: asyncio.Task[None] | None = None
 
     @property
     def running(self) -> set[int]:
@@ -131,11 +149,13 @@ class CampaignRunner:
             self._launch(run.id, clock or self._clock)
         return run
 
-    async def resume(self, *, clock: Callable[[], datetime] | None = None) -> list[int]:
-        """Take over the runs whose worker is gone or that nobody holds, outside quiet hours."""
+    async def resume(self, *, clock: Callable[[], datetime] | None = None, released: bool = True) -> list[int]:
+        """Take over the runs whose worker is gone and, with `released`, the ones nobody holds (let
+        go at quiet hours: the scheduled job, on its clock, picks those up), outside quiet hours."""
         clock = clock or self._clock
         async with self._sessions() as session:
-            runs = [r for r in await campaigns.unfinished(session) if r.id not in self._tasks]
+            runs = [r for r in await campaigns.unfinished(session)
+                    if r.id not in self._tasks and (released or r.runner is not None)]
         holders = sorted({r.runner for r in runs if r.runner is not None and r.runner != self.worker})
         gone = set(holders) if self._dead is None else await self._dead(holders)
         taken = []
@@ -150,15 +170,15 @@ class CampaignRunner:
                 if run.runner != self.worker and not await campaigns.take_over(
                         session, run_id=run.id, runner=self.worker, previous=run.runner):
                     continue
-                attempted = None
-                if run.runner is not None and self._journal is not None:
-                    attempted = self._journal.attempted_by(run.runner, run.id)
-                elif run.runner is None:
+                attempted, answered = None, []
+                if run.runner is None:
                     attempted = set()  # let go cleanly (quiet hours): nothing was in Telegram's hands
-                back, doubt = await campaigns.recover(session, run_id=run.id, attempted=attempted)
-            if back or doubt:
-                log.warning("campaign run %d taken over from %s: %d send(s) put back, %d in doubt (not sent again)",
-                            run.id, run.runner, back, doubt)
+                elif self._journal is not None and (read := self._journal.read(run.runner, run.id)) is not None:
+                    attempted, answered = read
+                back, doubt = await campaigns.recover(session, run_id=run.id, attempted=attempted, answered=answered)
+            if back or doubt or answered:
+                log.warning("campaign run %d taken over from %s: %d answer(s) recorded from its journal, %d send(s) "
+                            "put back, %d in doubt (not sent again)", run.id, run.runner, len(answered), back, doubt)
             self._launch(run.id, clock)
             taken.append(run.id)
         return taken
@@ -173,9 +193,24 @@ class CampaignRunner:
         if task is not None:
             await asyncio.shield(task)
 
+    def watch(self, every: float = WATCH_EVERY) -> None:
+        """Take over dead workers' runs every `every` seconds (a worker that serves updates)."""
+        self._watcher = asyncio.create_task(self._watch(every), name="campaign-watch")
+
+    async def _watch(self, every: float) -> None:
+        while not self._stopping:
+            await asyncio.sleep(every)
+            try:
+                await self.resume(released=False)
+            except Exception:  # noqa: BLE001 - looked at again next time
+                log.warning("could not look for campaign runs left by stopped workers", exc_info=True)
+
     async def stop(self) -> None:
         """Stop claiming; the sends in hand finish and are recorded, then the runs are let go."""
         self._stopping = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
         if self._tasks:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         if self._journal is not None:
@@ -269,19 +304,20 @@ class _Run:
         self.in_flight.discard(done)
         at = self.clock()
         if done.cancelled():
-            self.results.append(Result(send_id, SendStatus.FAILED, at, error="cancelled"))
-            return
-        delivery = done.result()
-        if delivery.error == "withdrawn":
-            self.results.append(Result(send_id, SendStatus.PENDING, at))
+            result = Result(send_id, SendStatus.FAILED, at, error="cancelled")
+        elif (delivery := done.result()).error == "withdrawn":
+            result = Result(send_id, SendStatus.PENDING, at)
         elif delivery.ok:
             self.sent_here += 1
             message_id = delivery.message.message_id if delivery.message is not None else None
-            self.results.append(Result(send_id, SendStatus.SENT, at, message_id=message_id))
+            result = Result(send_id, SendStatus.SENT, at, message_id=message_id)
         elif delivery.error == "forbidden":
-            self.results.append(Result(send_id, SendStatus.BLOCKED, at, error=delivery.description))
+            result = Result(send_id, SendStatus.BLOCKED, at, error=delivery.description)
         else:
-            self.results.append(Result(send_id, SendStatus.FAILED, at, error=delivery.description or delivery.error))
+            result = Result(send_id, SendStatus.FAILED, at, error=delivery.description or delivery.error)
+        if self.r._journal is not None:
+            self.r._journal.outcome(self.run_id, result)
+        self.results.append(result)
 
     async def _record_loop(self) -> None:
         while True:
