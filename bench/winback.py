@@ -1,6 +1,8 @@
 """Win-back campaigns (issue 13), benchmark.
 
-    .venv/bin/python bench/winback.py [--database-url URL] [--members 1000000] [--seed 13]
+    .venv/bin/python bench/winback.py [--database-url URL] [--members 1000000] [--seed 13] [--parts abc]
+                                      [--sends-database-url URL] [--redis-url URL] [--recipients 10000]
+                                      [--paid-recipients 100000]
 
 Part (a), risk selection. One community of `--members` members with a year of activity, written
 straight into PostgreSQL with generate_series: the members' rhythm columns as the activity flusher
@@ -9,6 +11,9 @@ third stopped at a random moment of their year; a third of them buyers with ~2.5
 tenth of those cancelled, some within the last two weeks. Then `churn.scan` (personal rule,
 audience: anyone active) is timed three times, each in a session of its own (the median is judged),
 and this process's CPU and peak memory (ru_maxrss) are read.
+
+Parts (b), a run through the real bot (free, then paid broadcast), and (c), the same killed half-way
+and restarted: bench/winback_sends.py says how.
 
 Each part returns a list of `Figure`s; exit status 0 only when every figure holds its target.
 """
@@ -31,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import winback_sends  # noqa: E402
 from orders_race import prepare_database  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
@@ -39,6 +45,8 @@ from bot.core.db import create_engine, session_factory  # noqa: E402
 from bot.services import churn  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/bench_winback"
+DEFAULT_SENDS_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/bench_winback_sends"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/5"
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)
 TZ = "Asia/Shanghai"
 FIRST_USER = 50_000_000
@@ -181,10 +189,19 @@ async def risk_selection(args: argparse.Namespace) -> list[Figure]:
 
 
 async def main(args: argparse.Namespace) -> int:
-    described = await prepare_database(args.database_url)
-    print(f"bench/winback.py — database: {described} at {args.database_url}")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
-    figures = await risk_selection(args)
+    figures: list[Figure] = []
+    if "a" in args.parts:
+        described = await prepare_database(args.database_url)
+        print(f"bench/winback.py — database: {described} at {args.database_url}")
+        figures += await risk_selection(args)
+    if "b" in args.parts or "c" in args.parts:
+        described = await prepare_database(args.sends_database_url)
+        print(f"parts (b) and (c) — database: {described} at {args.sends_database_url}; redis {args.redis_url}")
+    if "b" in args.parts:
+        figures += await winback_sends.sending(args, Figure)
+    if "c" in args.parts:
+        figures += await winback_sends.kill_and_resume(args, Figure)
     print("\n".join(str(f) for f in figures))
     ok = all(f.ok is not False for f in figures)
     print(f"machine: load average {os.getloadavg()[0]:.2f} at end")
@@ -197,4 +214,10 @@ if __name__ == "__main__":
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL))
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--seed", type=float, default=0.13, help="PostgreSQL setseed() for the generated year")
+    parser.add_argument("--parts", default="abc", help="which parts to run, e.g. a or bc")
+    parser.add_argument("--sends-database-url", default=os.environ.get("BENCH_SENDS_DATABASE_URL",
+                                                                       DEFAULT_SENDS_DATABASE_URL))
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL))
+    parser.add_argument("--recipients", type=int, default=10_000)
+    parser.add_argument("--paid-recipients", type=int, default=100_000)
     sys.exit(asyncio.run(main(parser.parse_args())))
