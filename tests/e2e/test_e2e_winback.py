@@ -149,6 +149,22 @@ async def test_a_scheduled_run_messages_the_treatment_once_each_and_leaves_the_h
         assert (await s.get(User, taker.id)).marketing_opt_out
     assert offer.visible == offers_to(e2e, taker)[0].visible
     assert en("Send me promotions again") in e2e.emu.last_bot_message(taker).buttons[0]
+    # Telegram delivers that press again: handled once (no second answer, no second edit).
+    answers, edits = len(e2e.emu.calls("answerCallbackQuery")), len(e2e.emu.calls("editMessageReplyMarkup"))
+    e2e.emu.redeliver(e2e.last_update_id("callback_query"))
+    await e2e.settle()
+    assert (len(e2e.emu.calls("answerCallbackQuery")), len(e2e.emu.calls("editMessageReplyMarkup"))) == (answers, edits)
+
+    # The frequency cap holds across campaigns: another one the next day messages none of them.
+    other = await campaign_for(e2e, group, holdout_percent=0, send_time="10:00")
+    assert await e2e.app.run_job("winback_campaigns", shanghai(day + timedelta(days=1), 10, 0)) == \
+        "2 run(s) started, 0 resumed"
+    await e2e.settle()
+    async with e2e.db() as s:
+        later = (await s.execute(select(CampaignRun).where(CampaignRun.campaign_id == other.id))).scalar_one()
+        capped = (await s.execute(select(CampaignSend).where(CampaignSend.run_id == later.id))).scalars().all()
+    assert capped == [] and later.skipped["capped"] == len(treated) + len(held)
+    assert all(len(offers_to(e2e, p)) == 1 for p in treated if p is not blocker)
 
 
 async def test_quiet_hours_pause_a_run_in_the_communitys_night_and_it_resumes_in_the_morning(e2e: E2E, group: Group):
