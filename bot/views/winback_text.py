@@ -9,7 +9,7 @@ from html import escape
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.core.i18n import translate
-from bot.core.locales import resolve_locale
+from bot.core.locales import normalize_locale, resolve_locale
 from bot.core.localtime import local_time
 from bot.services.campaign_config import WinbackConfig, fill
 from bot.services.campaigns import Outgoing, Progress, Skip
@@ -37,7 +37,8 @@ def offer_text(config: WinbackConfig, community: Community, locale: str) -> str:
 def message(outgoing: Outgoing, community: Community, config: WinbackConfig,
             default_locale: str) -> tuple[str, InlineKeyboardMarkup]:
     """The member's win-back message (HTML) and its "Stop offers" button, in their language."""
-    locale = outgoing.locale or community.default_locale or default_locale
+    # `outgoing.locale` may be Telegram's language code (zh-hans), not a catalog's name.
+    locale = normalize_locale(outgoing.locale) or community.default_locale or default_locale
     expires = local_time(outgoing.expires_at, community, "%Y-%m-%d") if outgoing.expires_at else \
         translate("no end date", locale)
     product = outgoing.product or translate("our shop", locale)

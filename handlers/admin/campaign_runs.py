@@ -1,6 +1,9 @@
 """/admin → Campaigns → a campaign: 🔍 Dry run, 🚀 Run now (after a confirmation that says how many
 will be messaged) and 📈 Results, per campaign and per run, with a chart once there is a lift.
 
+The moments these screens judge by (who is drifting, quiet hours, whether the attribution window
+has closed) are the dispatcher's `clock` when tests or the demo set one, or the real time.
+
 Run now hands the campaign to the runner (`ctx.campaigns`), which sends and keeps the leader's
 progress card up to date itself. The confirmation carries the id of the newest run it saw, so a
 second tap on it, or an old confirmation, starts nothing.
@@ -27,7 +30,8 @@ from bot.telegram.middlewares.actor import Actor
 from bot.views.campaign_admin import CampaignAdmin, CampaignOp, dry_run_text, results_text, run_label
 from bot.views.campaign_charts import draw_arms
 from bot.views.stats_charts import render_async
-from handlers.admin.campaigns import action, campaign_of, now_utc, show, to_campaign
+from handlers.admin.campaigns import action, campaign_of, show, to_campaign
+from handlers.group.checkin import Clock, received_at
 from models import Community
 
 router = Router(name=__name__)
@@ -41,13 +45,14 @@ async def _newest_run(session: AsyncSession, campaign_id: int) -> int:
 
 
 @router.callback_query(CampaignAdmin.filter(F.op == CampaignOp.DRY_RUN))
-async def on_dry_run(query: CallbackQuery, callback_data: CampaignAdmin, session: AsyncSession, actor: Actor) -> None:
+async def on_dry_run(query: CallbackQuery, callback_data: CampaignAdmin, session: AsyncSession, actor: Actor,
+                     clock: Clock | None = None) -> None:
     found = await campaign_of(query, session, actor, callback_data)
     if found is None:
         return
     community, campaign = found
     await query.answer()
-    now = now_utc()
+    now = received_at(clock)
     dry = await campaigns.dry_run(session, campaign=campaign, community=community, now=now)
     text = dry_run_text(campaign.name, dry, winback_config(campaign.config), community, actor.locale, now)
     cid, kid = community.id, campaign.id
@@ -57,7 +62,8 @@ async def on_dry_run(query: CallbackQuery, callback_data: CampaignAdmin, session
 
 
 @router.callback_query(CampaignAdmin.filter(F.op == CampaignOp.RUN))
-async def on_run(query: CallbackQuery, callback_data: CampaignAdmin, session: AsyncSession, actor: Actor) -> None:
+async def on_run(query: CallbackQuery, callback_data: CampaignAdmin, session: AsyncSession, actor: Actor,
+                 clock: Clock | None = None) -> None:
     found = await campaign_of(query, session, actor, callback_data)
     if found is None:
         return
@@ -68,7 +74,7 @@ async def on_run(query: CallbackQuery, callback_data: CampaignAdmin, session: As
         await show(query, _("A run of this campaign is still going; its progress card shows how far it is."),
                    InlineKeyboardMarkup(inline_keyboard=[[to_campaign(cid, kid)]]))
         return
-    now = now_utc()
+    now = received_at(clock)
     dry = await campaigns.dry_run(session, campaign=campaign, community=community, now=now)
     if not dry.plan.chosen:
         await show(query, _("Nobody would be messaged now: no member who can be reached is drifting away."),
@@ -87,7 +93,7 @@ async def on_run(query: CallbackQuery, callback_data: CampaignAdmin, session: As
 
 @router.callback_query(CampaignAdmin.filter(F.op == CampaignOp.RUN_GO))
 async def on_run_go(query: CallbackQuery, callback_data: CampaignAdmin, session: AsyncSession, actor: Actor,
-                    ctx: BotContext) -> None:
+                    ctx: BotContext, clock: Clock | None = None) -> None:
     found = await campaign_of(query, session, actor, callback_data)
     if found is None:
         return
@@ -98,7 +104,8 @@ async def on_run_go(query: CallbackQuery, callback_data: CampaignAdmin, session:
             or await campaign_history.sending_run(session, campaign_id=kid) is not None):
         await query.answer(_("This run has already started."))
         return
-    run = await ctx.campaigns.start(campaign=campaign, community=community, now=now_utc(), started_by=actor.user.id)
+    run = await ctx.campaigns.start(campaign=campaign, community=community, now=received_at(clock),
+                                    started_by=actor.user.id, clock=clock)
     if run is None:
         await query.answer(_("This run has already started."))
         return
@@ -118,7 +125,8 @@ def _results_markup(cid: int, kid: int, runs: list[campaign_history.RunSummary],
 
 
 @router.callback_query(CampaignAdmin.filter(F.op == CampaignOp.RESULTS))
-async def on_results(query: CallbackQuery, callback_data: CampaignAdmin, session: AsyncSession, actor: Actor) -> None:
+async def on_results(query: CallbackQuery, callback_data: CampaignAdmin, session: AsyncSession, actor: Actor,
+                     clock: Clock | None = None) -> None:
     found = await campaign_of(query, session, actor, callback_data)
     if found is None:
         return
@@ -130,7 +138,7 @@ async def on_results(query: CallbackQuery, callback_data: CampaignAdmin, session
         await query.answer(_("That run is not among this campaign's latest."), show_alert=True)
         return
     await query.answer()
-    result = await campaigns.outcome(session, campaign=campaign, now=now_utc(), run_id=run_id or None)
+    result = await campaigns.outcome(session, campaign=campaign, now=received_at(clock), run_id=run_id or None)
     markup = _results_markup(cid, kid, runs, community, run_id)
     if result.lift is None:
         await show(query, results_text(campaign.name, result, community, actor.locale, run=run), markup)

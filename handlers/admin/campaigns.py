@@ -1,5 +1,8 @@
 """/admin → 📣 Campaigns: the community's win-back campaigns, a new one, and each campaign's settings.
 
+The screens and the changes are dated by the dispatcher's `clock` when tests or the demo set one
+(the made-up preview's expiry follows it), or the real time.
+
 Switches (audience, renewed activity, on/off) change at a press and carry the value they set, so a
 double tap sets it once. Every other setting is a one-step form (`CampaignForm`, the step named
 after the option) with Back and Cancel; the offer is the coupon-terms form the check-in rewards and
@@ -11,7 +14,7 @@ question again. The dry run, Run now and the results are in campaign_runs.py.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from html import escape
 
 from aiogram import F, Router
@@ -59,6 +62,7 @@ from handlers.admin.coupon_terms import (
 )
 from handlers.admin.form_nav import ask_again, form_press, not_text_hint, step_name, typed_answer_step
 from handlers.admin.menu import back_button, guard
+from handlers.group.checkin import Clock, received_at
 from models import Campaign, Community
 
 router = Router(name=__name__)
@@ -100,10 +104,6 @@ NUMBER_KEYS = ("fixed_days", "cap_days", "holdout_percent", "window_days")
 DEFAULT_WORDS = ("default", "默认")
 _HHMM = re.compile(r"(\d{1,2})[:：](\d{2})")
 _RANGE_DASH = re.compile(r"\s*(?:-|–|—|~|～|to|至|到)\s*", re.IGNORECASE)
-
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def bounds(key: str) -> tuple[int, int]:
@@ -167,7 +167,8 @@ async def list_view(session: AsyncSession, community: Community) -> tuple[str, I
     return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def campaign_view(campaign: Campaign, community: Community, locale: str) -> tuple[str, InlineKeyboardMarkup]:
+def campaign_view(campaign: Campaign, community: Community, locale: str,
+                  now: datetime | None = None) -> tuple[str, InlineKeyboardMarkup]:
     config, cid, kid = winback_config(campaign.config), community.id, campaign.id
 
     def option(text: str, which: CampaignOption, item: int = 0) -> InlineKeyboardButton:
@@ -177,7 +178,7 @@ def campaign_view(campaign: Campaign, community: Community, locale: str) -> tupl
     lines = [_("<b>📣 {name}</b>").format(name=escape(campaign.name)),
              _("Status: {state}").format(state=on_off(campaign.enabled)),
              *setting_lines(config, community, terms_text(config.offer, community.currency)),
-             "", made_up_preview(community, config, locale, now_utc())]
+             "", made_up_preview(community, config, locale, now or received_at(None))]
     buyers = config.audience is Audience.BUYERS
     rule = _("personal") if config.rule is RiskRule.PERSONAL else _("{days} days").format(days=config.fixed_days)
     rows = [
@@ -226,7 +227,9 @@ async def on_list(query: CallbackQuery, callback_data: CampaignAdmin, session: A
 
 
 @router.callback_query(CampaignAdmin.filter(F.op == CampaignOp.NEW))
-async def on_new(query: CallbackQuery, callback_data: CampaignAdmin, session: AsyncSession, actor: Actor) -> None:
+async def on_new(query: CallbackQuery, callback_data: CampaignAdmin, session: AsyncSession, actor: Actor,
+                 clock: Clock | None = None) -> None:
+    now = received_at(clock)
     community = await guard(query, session, actor, callback_data.community_id)
     if community is None:
         return
@@ -237,47 +240,48 @@ async def on_new(query: CallbackQuery, callback_data: CampaignAdmin, session: As
         await show(query, *await list_view(session, community))
         return
     created = await campaigns.create_winback(session, community=community, owner_id=actor.user.id,
-                                             name=_("Win-back {n}").format(n=len(listed) + 1), now=now_utc())
+                                             name=_("Win-back {n}").format(n=len(listed) + 1), now=now)
     await query.answer(_("Created. It is off until you turn it on."))
-    await show(query, *campaign_view(created, community, actor.locale))
+    await show(query, *campaign_view(created, community, actor.locale, now))
 
 
 @router.callback_query(CampaignAdmin.filter(F.op == CampaignOp.OPEN))
 async def on_open(query: CallbackQuery, callback_data: CampaignAdmin, session: AsyncSession, actor: Actor,
-                  state: FSMContext) -> None:
+                  state: FSMContext, clock: Clock | None = None) -> None:
     found = await campaign_of(query, session, actor, callback_data)
     if found is None:
         return
     community, campaign = found
     await state.clear()
     await query.answer()
-    await show(query, *campaign_view(campaign, community, actor.locale))
+    await show(query, *campaign_view(campaign, community, actor.locale, received_at(clock)))
 
 
 @router.callback_query(CampaignAdmin.filter(F.op == CampaignOp.SET))
 async def on_option(query: CallbackQuery, callback_data: CampaignAdmin, session: AsyncSession, actor: Actor,
-                    state: FSMContext) -> None:
+                    state: FSMContext, clock: Clock | None = None) -> None:
+    now = received_at(clock)
     found = await campaign_of(query, session, actor, callback_data)
     if found is None:
         return
     community, campaign = found
     option, wanted = callback_data.option, bool(callback_data.item)
     if option is CampaignOption.ENABLED:
-        await campaigns.set_enabled(session, campaign=campaign, enabled=wanted, actor_id=actor.user.id, now=now_utc())
+        await campaigns.set_enabled(session, campaign=campaign, enabled=wanted, actor_id=actor.user.id, now=now)
     elif option is CampaignOption.AUDIENCE:
-        await campaigns.update_config(session, campaign=campaign, actor_id=actor.user.id, now=now_utc(),
+        await campaigns.update_config(session, campaign=campaign, actor_id=actor.user.id, now=now,
                                       changes={"audience": Audience.ACTIVE if wanted else Audience.BUYERS})
     elif option is CampaignOption.ACTIVITY:
-        await campaigns.update_config(session, campaign=campaign, actor_id=actor.user.id, now=now_utc(),
+        await campaigns.update_config(session, campaign=campaign, actor_id=actor.user.id, now=now,
                                       changes={"count_activity": wanted})
     elif option in FORMS:
-        await _start_form(query, state, community, campaign, actor.locale, FORMS[option].state)
+        await _start_form(query, state, community, campaign, actor.locale, FORMS[option].state, now)
         return
     else:
         await query.answer(_("This button is no longer valid."), show_alert=True)
         return
     await query.answer(_("Saved."))
-    await show(query, *campaign_view(campaign, community, actor.locale))
+    await show(query, *campaign_view(campaign, community, actor.locale, now))
 
 
 # --- the setting forms ----------------------------------------------------------------------------
@@ -364,12 +368,12 @@ async def _go(state: FSMContext, step: str, data: dict) -> tuple[str, InlineKeyb
 
 
 async def _start_form(query: CallbackQuery, state: FSMContext, community: Community, campaign: Campaign, locale: str,
-                      step: str) -> None:
+                      step: str, now: datetime) -> None:
     config = winback_config(campaign.config)
     data = {"community_id": community.id, "campaign_id": campaign.id, "name": campaign.name, "tz": community.timezone,
             "currency": community.currency, "current": _current(step_name(step), config, campaign)}
     if step == CampaignForm.message.state:
-        data["preview"] = made_up_preview(community, config, locale, now_utc())
+        data["preview"] = made_up_preview(community, config, locale, now)
     await query.answer()
     await show(query, *await _go(state, step, data))
 
@@ -434,10 +438,10 @@ def typed_changes(key: str, raw: str) -> dict | str:
 
 
 async def _saved(target: Message | CallbackQuery, session: AsyncSession, state: FSMContext, community: Community,
-                 campaign_id: int, locale: str) -> None:
+                 campaign_id: int, locale: str, now: datetime) -> None:
     await state.clear()
     campaign = await campaigns.campaign(session, campaign_id=campaign_id, community_id=community.id)
-    text, markup = campaign_view(campaign, community, locale)
+    text, markup = campaign_view(campaign, community, locale, now)
     if isinstance(target, CallbackQuery):
         await target.answer(_("Saved."))
         await show(target, _("Saved.") + "\n\n" + text, markup)
@@ -447,7 +451,8 @@ async def _saved(target: Message | CallbackQuery, session: AsyncSession, state: 
 
 @router.callback_query(CampaignFormNav.filter(), StateFilter(CampaignForm))
 async def on_form_button(query: CallbackQuery, callback_data: CampaignFormNav, session: AsyncSession, actor: Actor,
-                         state: FSMContext) -> None:
+                         state: FSMContext, clock: Clock | None = None) -> None:
+    now = received_at(clock)
     pressed = await form_press(query, callback_data, session, actor, state, CampaignForm)
     if pressed is None:
         return
@@ -466,7 +471,7 @@ async def on_form_button(query: CallbackQuery, callback_data: CampaignFormNav, s
             await show(query, *await _go(state, steps[steps.index(current) - 1], data))
         else:
             await state.clear()
-            await show(query, *campaign_view(campaign, community, actor.locale))
+            await show(query, *campaign_view(campaign, community, actor.locale, now))
         return
     changes: dict | None = None
     if op is CampaignFormOp.DEFAULT and key == "fixed_days":
@@ -478,13 +483,13 @@ async def on_form_button(query: CallbackQuery, callback_data: CampaignFormNav, s
     if changes is not None:
         try:
             await campaigns.update_config(session, campaign=campaign, changes=changes, actor_id=actor.user.id,
-                                          now=now_utc())
+                                          now=now)
         except DomainError as err:
             await query.answer()
             text, markup = prompt(current, data)
             await show(query, refusal(err, changes, winback_config(campaign.config)) + "\n\n" + text, markup)
             return
-        await _saved(query, session, state, community, campaign.id, actor.locale)
+        await _saved(query, session, state, community, campaign.id, actor.locale, now)
         return
     answered = terms_button_answer(key, op, CampaignFormOp, data) if current in OFFER_STATES else None
     if answered is None:
@@ -509,7 +514,9 @@ async def on_form_not_text(message: Message, state: FSMContext) -> None:
 
 
 @router.message(StateFilter(CampaignForm), F.chat.type == "private", F.text, ~F.text.startswith("/"))
-async def on_form_answer(message: Message, session: AsyncSession, actor: Actor, state: FSMContext) -> None:
+async def on_form_answer(message: Message, session: AsyncSession, actor: Actor, state: FSMContext,
+                         clock: Clock | None = None) -> None:
+    now = received_at(clock)
     answered = await typed_answer_step(message, session, actor, state, BUTTON_STEPS, prompt)
     if answered is None:
         return
@@ -539,17 +546,17 @@ async def on_form_answer(message: Message, session: AsyncSession, actor: Actor, 
         return
     try:
         if key == "name":
-            await campaigns.rename(session, campaign=campaign, name=message.text, actor_id=actor.user.id, now=now_utc())
+            await campaigns.rename(session, campaign=campaign, name=message.text, actor_id=actor.user.id, now=now)
         else:
             changes = typed_changes(key, message.text)
             if isinstance(changes, str):
                 await ask_again(message, changes, prompt(current, data))
                 return
             await campaigns.update_config(session, campaign=campaign, changes=changes, actor_id=actor.user.id,
-                                          now=now_utc())
+                                          now=now)
     except DomainError as err:
         config = winback_config(campaign.config)
         why = refusal(err, changes if key != "name" else {}, config)
         await ask_again(message, why, prompt(current, data))
         return
-    await _saved(message, session, state, community, campaign.id, actor.locale)
+    await _saved(message, session, state, community, campaign.id, actor.locale, now)

@@ -56,6 +56,7 @@ from bot.views.keyboards import Checkout, CheckoutAction
 from bot.views.order_notify import method_label, order_message
 from bot.views.render import edit_or_send
 from handlers.forms import CheckoutForm
+from handlers.group.checkin import Clock, received_at
 from handlers.member.payments import send_invoice
 from models import Community, FunnelStep, PickupPoint
 from models.groupbuy import GroupBuy, GroupBuyStatus, TeamStatus
@@ -564,7 +565,10 @@ async def on_cancel(query: CallbackQuery, callback_data: Checkout, session: Asyn
 
 @router.callback_query(Checkout.filter(F.action == CheckoutAction.CONFIRM))
 async def on_confirm(query: CallbackQuery, callback_data: Checkout, session: AsyncSession, settings: Settings,
-                     actor: Actor, state: FSMContext, bot: Bot, ctx: BotContext, tracker: ActivityTracker) -> None:
+                     actor: Actor, state: FSMContext, bot: Bot, ctx: BotContext, tracker: ActivityTracker,
+                     clock: Clock | None = None) -> None:
+    # The order is dated when the member confirms: the dispatcher's `clock` in tests and the demo.
+    now = received_at(clock)
     cart = await load_cart(state, session, settings, actor.user.id, callback_data.tag)
     if cart is None or cart.step != CheckoutForm.summary:
         await query.answer(_("This checkout is closed. Press Buy on the product to start again."), show_alert=True)
@@ -579,12 +583,12 @@ async def on_confirm(query: CallbackQuery, callback_data: Checkout, session: Asy
         if (ref := cart.join) is not None:
             placed = await groupbuy_join.join(
                 session, community=cart.community, ref=ref, user_id=actor.user.id, quantity=data["qty"],
-                unit_price=data["price"], payment_method=method, checkout_key=data["key"], now=_now(), **where)
+                unit_price=data["price"], payment_method=method, checkout_key=data["key"], now=now, **where)
         else:
             placed = await orders.place(
                 session, community=cart.community, user_id=actor.user.id, product_id=cart.product.id,
                 quantity=data["qty"], unit_price=data["price"], payment_method=method, checkout_key=data["key"],
-                now=_now(), **where)
+                now=now, **where)
     except DomainError as err:
         await query.answer()
         await edit_or_send(query.message, *await refuse(cart, err))
@@ -615,7 +619,7 @@ async def on_confirm(query: CallbackQuery, callback_data: Checkout, session: Asy
     if isinstance(placed, groupbuy_join.Joined) and placed.completed:
         # This order took the last seat: the team's other members hear now, not at the next sweep;
         # this member has just read it above.
-        await groupbuy_announce.announce_team(ctx, placed.team.id, now=_now(), told=actor.user.id)
+        await groupbuy_announce.announce_team(ctx, placed.team.id, now=now, told=actor.user.id)
 
 
 async def _joined_view(cart: Cart, joined: groupbuy_join.Joined, user_id: int) -> View:
