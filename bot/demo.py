@@ -24,6 +24,9 @@ from bot.sandbox import SimChat, SimUser, TelegramEmulator
 TOKEN = "100200300:DEMO-sandbox-token"
 LOG_FILE = ROOT / "data" / "demo.log"
 OWNER_ID = 9000001
+# Members from before the demo in the win-back chapter: enough for both arms of a 40 % holdout to
+# reach the minimum a lift is measured on.
+EARLIER_MEMBERS = 80
 
 
 class HumanClock:
@@ -66,6 +69,8 @@ class Cast:
     group: SimChat
     clock: HumanClock
     notes: dict[str, object] = field(default_factory=dict)
+    # Private chats left out of the printed transcript (members a chapter adds in bulk).
+    quiet_chats: set[str] = field(default_factory=set)
 
     async def settle(self) -> None:
         await self.app.settle(self.emu)
@@ -84,6 +89,11 @@ class Cast:
 
 
 Chapter = Callable[[Cast], Awaitable[None]]
+
+
+def locale_of(who: SimUser) -> str:
+    """The bot's locale for a simulated person: Bob speaks the demo's --locale."""
+    return "zh_Hans" if (who.language_code or "").startswith("zh") else "en"
 
 
 async def onboarding(cast: Cast) -> None:
@@ -121,6 +131,8 @@ async def leader_settings(cast: Cast) -> None:
 
 
 async def member_privacy(cast: Cast) -> None:
+    from bot.core.i18n import translate
+
     bob, chen = cast.members[0], cast.members[1]
     # A member forging a leader's button: the server re-checks the role and changes nothing.
     community_id = cast.notes["community_id"]
@@ -130,7 +142,7 @@ async def member_privacy(cast: Cast) -> None:
     await cast.say(chen, "/start")
     await cast.say(chen, "/help")
     await cast.say(bob, "/stop")
-    await cast.press(bob, "Send me promotions again")
+    await cast.press(bob, translate("Send me promotions again", locale_of(bob)))
     await cast.say(bob, "/mydata")
 
 
@@ -166,8 +178,8 @@ async def shop(cast: Cast) -> None:
     # Bob orders by command in the group; the checkout continues privately.
     await cast.say(bob, "/buy 1 2", cast.group)
     await cast.press(bob, "📍 North Gate <Lobby> & Café")
-    await cast.press(bob, "Continue without a coupon")
-    await cast.press(bob, "✅ Confirm")
+    await cast.press(bob, translate("Continue without a coupon", locale_of(bob)))
+    await cast.press(bob, translate("✅ Confirm", locale_of(bob)))
     # Chen presses Buy on the card (labels are in the group's language) and follows the link.
     card = next(m for m in reversed(emu.bot_messages(cast.group)) if m.buttons and any("/buy" in (m.text or "") for _ in [0]))
     emu.press(chen, card, translate("🛒 Buy", "zh_Hans"))
@@ -268,7 +280,7 @@ async def groupbuys(cast: Cast) -> None:
     open_team, at_pickup = translate("🤝 Open a team", zh), translate("🤝 Pay at pickup", zh)
     # Bob opens team 1 from the card and pays in Stars; Chen joins it from the card.
     await follow(bob, open_team)
-    await checkout(bob, "1", stars(48))
+    await checkout(bob, "1", stars(48, locale_of(bob)), locale=locale_of(bob))
     await pay_last_invoice(bob)
     await cast.app.run_job("refresh_groupbuy_cards", utcnow())
     await cast.settle()
@@ -299,7 +311,7 @@ async def groupbuys(cast: Cast) -> None:
     await cast.press(alice, "📣 Publish")
     join_threshold = translate("🛒 Join at {price}", zh, price="¥28.00")
     await follow(bob, join_threshold)
-    await checkout(bob, "2", stars(112))
+    await checkout(bob, "2", stars(112, locale_of(bob)), locale=locale_of(bob))
     await pay_last_invoice(bob)
     await follow(chen, join_threshold)
     await checkout(chen, "3", at_pickup, locale=zh)
@@ -378,13 +390,13 @@ async def checkins(cast: Cast) -> None:
         await card_day(3)
         at(3, 10)
         await cast.say(bob, "/checkin")
-        await cast.press(bob, "🗓 Make up a missed day")
+        await cast.press(bob, translate("🗓 Make up a missed day", locale_of(bob)))
         await cast.press(bob, emu.last_bot_message(emu.chat_for(bob)).buttons[0][0])
-        await cast.press(bob, "✅ Make up for 10 points")
+        await cast.press(bob, translate("✅ Make up for {cost} points", locale_of(bob), cost=10))
         # His points buy a coupon; then the leaderboard in the group.
         await cast.say(bob, "/points")
-        await cast.press(bob, "🎁 Redeem: ¥5 off (30)")
-        await cast.press(bob, "✅ Redeem for 30 points")
+        await cast.press(bob, translate("🎁 Redeem: {title} ({cost})", locale_of(bob), title="¥5 off", cost=30))
+        await cast.press(bob, translate("✅ Redeem for {cost} points", locale_of(bob), cost=30))
         await cast.say(chen, "/top", group)
     finally:
         emu.clock = wall_clock
@@ -444,6 +456,115 @@ async def stats(cast: Cast) -> None:
     await cast.press(alice, "Growth")
 
 
+async def winback(cast: Cast) -> None:
+    """Five weeks on, the demo's members have drifted, and so have members from before the demo
+    (written straight into the database with their history; their private chats are left out of
+    the transcript). The leader creates a win-back with a 40 % holdout, runs a dry run and Run now;
+    Bob comes back with his coupon through the checkout, a few others order too; after the
+    attribution window the leader opens Results. The days are moved, not waited, as in the
+    check-in chapter: the dispatcher's `clock`, the emulator's dates, and orders dated "as of"."""
+    from datetime import datetime, time, timedelta, timezone
+    from uuid import uuid4
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import select
+
+    from bot.core.i18n import translate
+    from bot.sandbox.state import ChatMemberState
+    from bot.services import communities, orders
+    from models import Arm, CampaignSend, Coupon, Member, PaymentMethod, User
+    from models.types import utcnow
+
+    emu, app, alice, bob, group = cast.emu, cast.app, cast.leader, cast.members[0], cast.group
+    zone = ZoneInfo("Asia/Shanghai")
+    first = (utcnow() + timedelta(days=35)).astimezone(zone).date()
+    moment: dict[str, datetime] = {}
+    bob_locale = locale_of(bob)
+
+    def at(day: int, hour: int, minute: int = 0) -> datetime:
+        local = datetime.combine(first + timedelta(days=day), time(hour, minute), zone)
+        moment["now"] = local.astimezone(timezone.utc)
+        cast.clock.jump_to(moment["now"].timestamp())
+        return moment["now"]
+
+    # Members from before the demo: regulars every week or two who went quiet four to nine weeks ago.
+    earlier = []
+    for n in range(EARLIER_MEMBERS):
+        person = emu.add_user(f"Neighbour {n + 1:02d}", language_code="en")
+        person.started_bot = True
+        group.members[person.id] = ChatMemberState("member")
+        group.ever_members.add(person.id)
+        cast.quiet_chats.add(emu.chat_for(person).label)
+        earlier.append(person)
+    at(0, 10, 30)
+    async with app.sessions() as session:
+        community = await communities.get_by_chat(session, group.id)
+        session.add_all(User(id=p.id, first_name=p.first_name, language_code="en", can_dm=True) for p in earlier)
+        await session.flush()
+        for n, person in enumerate(earlier):
+            session.add(Member(community_id=community.id, user_id=person.id,
+                               joined_at=moment["now"] - timedelta(days=400 - n),
+                               first_active_on=first - timedelta(days=300 - n),
+                               last_active_on=first - timedelta(days=28 + n % 35), active_days=20 + n % 15))
+        await session.commit()
+
+    wall_clock = emu.clock
+    app.scheduler._aps.pause()
+    emu.clock = lambda: moment["now"].timestamp()
+    app.dp["clock"] = lambda: moment["now"]
+    try:
+        # The leader sets the campaign up: everyone active counts, 40 % held out.
+        await cast.say(alice, "/admin")
+        await cast.press(alice, "📣 Campaigns")
+        await cast.press(alice, "➕ New win-back")
+        await cast.press(alice, "👥 Audience: buyers")
+        await cast.press(alice, "⚖️ Holdout: 10%")
+        await cast.say(alice, "40")
+        await cast.press(alice, "🔍 Dry run")
+        await cast.press(alice, "🚀 Run now")
+        await cast.press(alice, "✅ Yes, send now")
+        await app.campaigns.wait(max(app.campaigns.running, default=0))
+        await cast.settle()
+
+        async with app.sessions() as session:
+            sends = {s.user_id: s for s in (await session.execute(select(CampaignSend))).scalars()}
+            codes = {c.owner_id: c.code for c in (await session.execute(
+                select(Coupon).where(Coupon.source == "winback"))).scalars()}
+        # Two days later Bob orders honey again, with the coupon from his offer. He is in the
+        # treatment: the arm hashes campaign, run and member, and all three are the same in every
+        # demo (a fresh database, the emulator's ids counted from the same start).
+        at(2, 19)
+        await cast.say(bob, "/buy 2 1", group)
+        await cast.press(bob, "📍 North Gate <Lobby> & Café")
+        await cast.say(bob, codes[bob.id])
+        await cast.press(bob, translate("🤝 Pay at pickup", bob_locale))
+        await cast.press(bob, translate("✅ Confirm", bob_locale))
+
+        # Over the next days more members order (placed through the orders service: their
+        # checkouts would look like Bob's); the holdout comes back too, less often.
+        treated = [p for p in earlier if p.id in sends and sends[p.id].arm == Arm.TREATMENT]
+        held = [p for p in earlier if p.id in sends and sends[p.id].arm == Arm.HOLDOUT]
+        # A third of the treatment's returns leave their coupon unused: the lift counts orders.
+        returns = [(p, codes[p.id] if n % 3 else None) for n, p in enumerate(treated[:17])] + [(p, None) for p in held[:2]]
+        async with app.sessions() as session:
+            community = await communities.get_by_chat(session, group.id)
+            for n, (person, code) in enumerate(returns):
+                await orders.place(session, community=community, user_id=person.id, product_id=2, quantity=1,
+                                   unit_price=3000, payment_method=PaymentMethod.PICKUP, checkout_key=uuid4().hex,
+                                   now=at(1 + n % 6, 12), pickup_point_id=1, coupon_code=code)
+
+        # The attribution window (14 days) has closed: the results.
+        at(15, 10)
+        await cast.say(alice, "/admin")
+        await cast.press(alice, "📣 Campaigns")
+        await cast.press(alice, "📣 Win-back 1")
+        await cast.press(alice, "📈 Results")
+    finally:
+        emu.clock = wall_clock
+        del app.dp["clock"]
+        app.scheduler._aps.resume()
+
+
 def _has_link(message, label: str) -> bool:
     return any(b.get("text") == label and "url" in b for row in (message.reply_markup or {}).get("inline_keyboard", [])
                for b in row)
@@ -458,6 +579,7 @@ CHAPTERS: list[tuple[str, Chapter]] = [
     ("Check-ins: the daily card, a streak over four days, a make-up, a redeem, the leaderboard", checkins),
     ("Invites: a member's own link, a friend through it, another through the bot first, the reward", invites),
     ("Stats: the leader's overview chart, then growth by way in", stats),
+    ("Win-back: five weeks on, a campaign with a holdout, a member back with his coupon, the lift", winback),
 ]
 
 
@@ -495,11 +617,15 @@ async def _run(locale: str, out) -> None:
                         await chapter(cast)
                     finally:
                         # Whatever happened, show the conversation up to here.
-                        print(emu.transcript.render(since=start), file=out)
+                        print(_render(emu, start, cast.quiet_chats), file=out)
                     if "community_id" not in cast.notes:
                         cast.notes["community_id"] = await _community_id(app, group.id)
         finally:
             await emu.stop()
+
+
+def _render(emu: TelegramEmulator, since: int, quiet: set[str]) -> str:
+    return "\n".join(event.render() for event in emu.transcript.events[since:] if event.chat not in quiet)
 
 
 def _pace_throttle(app: App, clock: HumanClock) -> None:

@@ -21,6 +21,10 @@ def test_demo_prints_the_conversation_and_keeps_its_logs_in_a_file() -> None:
     assert [line for line in lines if LOG_LINE.search(line)] == []
     assert "=== Onboarding: the bot joins the group ===" in lines
     assert any(line.startswith("[Green Valley Neighbours] bot: Hello, Green Valley Neighbours!") for line in lines)
+    # The win-back chapter ends on the measured lift; the members it adds in bulk stay out of the transcript.
+    assert any(line.startswith("=== Win-back:") for line in lines)
+    assert any("Lift: +" in line and "95% interval" in line for line in lines)
+    assert not any(line.startswith("[private Neighbour ") for line in lines)
     log_file = ROOT / "data" / "demo.log"
     assert lines[-1] == f"The bot's logs of this run are in {log_file} (--verbose shows them as they come)."
     logged = log_file.read_text(encoding="utf-8")
