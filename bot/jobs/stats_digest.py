@@ -1,21 +1,24 @@
 """The leaders' weekly stats digest: the overview chart with its key numbers and their changes,
-one private message per leader a week, at the community-local weekday and time set in Settings.
+one private message per leader a week, at the community-local weekday and time each leader chose
+in Settings.
 
-Runs every minute. The (community, ISO week) pair is claimed in `job_marks` and committed before
-anything is sent, so restarts, late runs and several workers send it once a week.
+Runs every minute. Each (community, leader, ISO week) is claimed in `job_marks` and committed before
+anything is sent, so restarts, late runs and several workers send each leader's digest once a week.
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from itertools import groupby
 
 from aiogram.types import BufferedInputFile
 
 from bot.core.i18n import get_i18n
 from bot.core.locales import resolve_locale
 from bot.jobs.registry import job
-from bot.services import job_marks, order_reports, stats, stats_digest
+from bot.services import job_marks, stats, stats_digest
+from bot.services.stats_digest import DueDigest
 from bot.telegram.context import BotContext
 from bot.telegram.sender import Delivery
 from bot.views.stats_charts import render_async, render_overview
@@ -23,16 +26,15 @@ from bot.views.stats_text import digest_caption
 from models import Community
 
 
-async def send_digest(ctx: BotContext, community: Community, now: datetime, key: str) -> list[Delivery] | None:
-    """Claim this week's digest for the community and send it to its reachable leaders; None if
-    another run already claimed it."""
+async def send_digests(ctx: BotContext, community: Community, due: list[DueDigest], now: datetime) -> list[Delivery]:
+    """Claim this week's digest of the community for each due leader and send it to those whose claim
+    this run won; an empty list if other runs claimed them all."""
     async with ctx.sessions() as session:
-        if not await job_marks.claim(session, job="stats_digest", key=key, now=now):
-            await session.rollback()
-            return None
+        leaders = [d.leader for d in due if await job_marks.claim(session, job=stats_digest.JOB, key=d.key, now=now)]
         await session.commit()
+        if not leaders:
+            return []
         data = await stats.overview(session, community=community, now=now)
-        leaders = await order_reports.summary_recipients(session, community_id=community.id)
     charts: dict[str, bytes] = {}
     sends = []
     i18n = get_i18n()
@@ -47,15 +49,16 @@ async def send_digest(ctx: BotContext, community: Community, now: datetime, key:
     return list(await asyncio.gather(*sends))
 
 
-@job("stats_digest", "Send leaders their community's weekly stats digest at the local weekday and time they chose",
+@job("stats_digest", "Send each leader their community's weekly stats digest at the local weekday and time they chose",
      trigger="interval", minutes=1)
 async def weekly_stats_digest(ctx: BotContext, now: datetime) -> str:
     async with ctx.sessions() as session:
         due = await stats_digest.digests_due(session, now=now)
     communities_sent = messages = 0
-    for community, key in due:
-        deliveries = await send_digest(ctx, community, now, key)
-        if deliveries is not None:
+    for _, group in groupby(due, key=lambda d: d.community.id):
+        batch = list(group)
+        deliveries = await send_digests(ctx, batch[0].community, batch, now)
+        if deliveries:
             communities_sent += 1
             messages += sum(1 for d in deliveries if d.ok)
     return f"{communities_sent} communities, {messages} messages"

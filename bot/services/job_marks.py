@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services.upsert import insert_for
@@ -17,3 +18,11 @@ async def claim(session: AsyncSession, *, job: str, key: str, now: datetime) -> 
         .on_conflict_do_nothing(index_elements=["job", "key"])
     )
     return result.rowcount == 1
+
+
+async def claimed(session: AsyncSession, *, job: str, keys: list[str]) -> set[str]:
+    """Which of `keys` some caller has already claimed for `job` (a cheap pre-check; `claim` decides)."""
+    if not keys:
+        return set()
+    result = await session.exec(select(JobMark.key).where(JobMark.job == job, col(JobMark.key).in_(keys)))
+    return set(result)

@@ -1,26 +1,30 @@
-"""The leaders' weekly stats digest: when each community's is due, and its options.
+"""The leaders' weekly stats digest: when each leader's is due, and each leader's options.
 
-Options live in `community.settings["stats_digest"]` (see feature_settings.py): on by default, on
-a community-local weekday (ISO, Monday = 1) at a local HH:MM. A digest is due once that moment of
-the current ISO week has passed; the job claims (community, ISO week) so that restarts, late runs
-and several workers send it once a week, and a bot that was down at the time sends it at its first
-run after. A digest reports on a week: a community the bot has known for less than the week before
-the moment gets its first one the week after.
+Every leader of a community chooses for themselves: their options live in
+`community.settings["stats_digest"][<leader id>]` (see feature_settings.py), and a leader who never
+chose gets the default, on, Monday (ISO weekday 1) at 09:00 community-local time. A digest is due
+once that moment of the current ISO week has passed; the job claims (community, leader, ISO week)
+so that restarts, late runs and several workers send it once a week, and a bot that was down at
+the time sends it at its first run after. A digest reports on a week: a community the bot has
+known for less than the week before the moment gets its first one the week after.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, field_validator
-from sqlmodel import col, select
+from sqlmodel import col, not_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.services import job_marks
 from bot.services.feature_settings import update_options
-from models import Community
+from models import Community, Member, MemberStatus, User
 
 SECTION = "stats_digest"
+JOB = "stats_digest"
 
 
 class DigestSettings(BaseModel):
@@ -34,21 +38,31 @@ class DigestSettings(BaseModel):
         return time.fromisoformat(value).strftime("%H:%M")
 
 
-def digest_settings(community: Community) -> DigestSettings:
-    return DigestSettings.model_validate(community.settings.get(SECTION, {}))
+@dataclass(frozen=True)
+class DueDigest:
+    community: Community
+    leader: User
+    key: str  # the job_marks claim: this leader's digest of this community for this ISO week
 
 
-async def update_digest_settings(session: AsyncSession, *, community: Community, actor_id: int, now: datetime,
+def digest_settings(community: Community, *, leader_id: int) -> DigestSettings:
+    """This leader's own options for this community's digest (the default if they never chose)."""
+    return DigestSettings.model_validate(community.settings.get(SECTION, {}).get(str(leader_id), {}))
+
+
+async def update_digest_settings(session: AsyncSession, *, community: Community, leader_id: int, now: datetime,
                                  **changes: object) -> DigestSettings:
-    """Validate and store changed options, with an audit row per change, and commit."""
-    return await update_options(session, community=community, section=SECTION, current=digest_settings(community),
-                                changes=changes, actor_id=actor_id, now=now, refusal="digest_setting_invalid",
-                                problem=lambda exc: str(exc).splitlines()[0])
+    """Validate and store a leader's changed options, with an audit row per change, and commit.
+    Only the leader's own options change: each leader chooses for themselves."""
+    return await update_options(session, community=community, section=SECTION,
+                                current=digest_settings(community, leader_id=leader_id), changes=changes,
+                                actor_id=leader_id, now=now, refusal="digest_setting_invalid",
+                                problem=lambda exc: str(exc).splitlines()[0], entry=str(leader_id))
 
 
-def week_key(community: Community, local_day: date) -> str:
+def week_key(community: Community, leader_id: int, local_day: date) -> str:
     year, week, _ = local_day.isocalendar()
-    return f"{community.id}:{year}-W{week:02d}"
+    return f"{community.id}:{leader_id}:{year}-W{week:02d}"
 
 
 def due_moment(options: DigestSettings, local_now: datetime) -> datetime:
@@ -58,16 +72,24 @@ def due_moment(options: DigestSettings, local_now: datetime) -> datetime:
     return datetime.combine(day, time.fromisoformat(options.time), tzinfo=local_now.tzinfo)
 
 
-async def digests_due(session: AsyncSession, *, now: datetime) -> list[tuple[Community, str]]:
-    """Active communities whose digest moment of this local week has passed, with the week's claim key.
-    Options are JSON, so the comparison is made here; whether it was sent is for `job_marks.claim`."""
-    due = []
-    for community in await session.exec(select(Community).where(col(Community.active)).order_by(Community.id)):
-        options = digest_settings(community)
+async def digests_due(session: AsyncSession, *, now: datetime) -> list[DueDigest]:
+    """Leaders of active communities who can get a private message, whose own digest moment of this
+    local week has passed and whose digest of this week was not claimed yet, by community.
+    Options are JSON, so the moment is compared here; `job_marks.claim` still decides who sends."""
+    rows = await session.exec(
+        select(Community, User).join(Member, Member.community_id == Community.id).join(User, User.id == Member.user_id)
+        .where(col(Community.active), col(Member.is_leader), Member.status == MemberStatus.MEMBER, col(User.can_dm),
+               not_(col(User.erased)))
+        .order_by(Community.id, User.id)
+    )
+    candidates = []
+    for community, leader in rows:
+        options = digest_settings(community, leader_id=leader.id)
         if not options.enabled:
             continue
         local_now = now.astimezone(ZoneInfo(community.timezone))
         moment = due_moment(options, local_now)
         if local_now >= moment and community.created_at <= moment - timedelta(days=7):
-            due.append((community, week_key(community, local_now.date())))
-    return due
+            candidates.append(DueDigest(community, leader, week_key(community, leader.id, local_now.date())))
+    sent = await job_marks.claimed(session, job=JOB, keys=[due.key for due in candidates])
+    return [due for due in candidates if due.key not in sent]

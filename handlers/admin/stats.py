@@ -22,7 +22,7 @@ from babel.dates import get_day_names
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.localtime import local_time
-from bot.services import stats, stats_digest
+from bot.services import communities, stats, stats_digest
 from bot.services.money import BABEL_LOCALE
 from bot.telegram.middlewares.actor import Actor
 from bot.views.keyboards import AdminNav, DigestOp, DigestOption, Section, StatsOp, StatsScreen, StatsView
@@ -132,21 +132,26 @@ async def on_csv(query: CallbackQuery, callback_data: StatsView, session: AsyncS
 DIGEST_HOURS = tuple(range(6, 24))
 
 
-def digest_view(community: Community, locale: str) -> tuple[str, InlineKeyboardMarkup]:
-    options = stats_digest.digest_settings(community)
-    days = get_day_names("wide", locale=BABEL_LOCALE.get(locale, "en"))
-    short = get_day_names("abbreviated", locale=BABEL_LOCALE.get(locale, "en"))
+def digest_view(community: Community, leader_id: int, locale: str, *, leads: bool) -> tuple[str, InlineKeyboardMarkup]:
+    """The pressing person's own digest options for this community; someone who manages it without
+    leading it (an owner) gets no digest, so there is nothing of theirs to choose."""
     cid = community.id
-    if options.enabled:
-        state = _("On: every {day} at {time} ({tz}).").format(day=days[options.weekday - 1], time=options.time,
-                                                              tz=community.timezone)
-    else:
-        state = _("Off.")
-    text = "\n".join([
+    lines = [
         _("<b>Weekly stats digest · {title}</b>").format(title=escape(community.title)),
         _("Each leader gets the week's key numbers and the overview chart in a private message."),
-        state,
-    ])
+    ]
+    if not leads:
+        lines.append(_("You are not one of this community's leaders, so no digest is sent to you."))
+        return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=[[back_button(cid, Section.SETTINGS)]])
+    options = stats_digest.digest_settings(community, leader_id=leader_id)
+    days = get_day_names("wide", locale=BABEL_LOCALE.get(locale, "en"))
+    short = get_day_names("abbreviated", locale=BABEL_LOCALE.get(locale, "en"))
+    lines.append(_("These choices are yours alone: each leader picks their own day and hour, or turns theirs off."))
+    if options.enabled:
+        lines.append(_("Your digest: every {day} at {time} ({tz}).").format(
+            day=days[options.weekday - 1], time=options.time, tz=community.timezone))
+    else:
+        lines.append(_("Your digest: off."))
 
     def option(label: str, op: DigestOp, value: int = 0) -> InlineKeyboardButton:
         return InlineKeyboardButton(text=label, callback_data=DigestOption(community_id=cid, op=op, value=value).pack())
@@ -158,7 +163,12 @@ def digest_view(community: Community, locale: str) -> tuple[str, InlineKeyboardM
                     h) for h in DIGEST_HOURS]
     rows = [[toggle], weekdays[:4], weekdays[4:], *(hours[i:i + 6] for i in range(0, len(hours), 6)),
             [back_button(cid, Section.SETTINGS)]]
-    return text, InlineKeyboardMarkup(inline_keyboard=rows)
+    return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+async def _digest_screen(session: AsyncSession, community: Community, actor: Actor) -> tuple[str, InlineKeyboardMarkup]:
+    leads = await communities.is_leader(session, community_id=community.id, user_id=actor.user.id)
+    return digest_view(community, actor.user.id, actor.locale, leads=leads)
 
 
 @router.callback_query(AdminNav.filter(F.section == Section.DIGEST))
@@ -167,7 +177,7 @@ async def on_digest(query: CallbackQuery, callback_data: AdminNav, session: Asyn
     if community is None:
         return
     await query.answer()
-    await edit_or_send(query.message, *digest_view(community, actor.locale))
+    await edit_or_send(query.message, *await _digest_screen(session, community, actor))
 
 
 @router.callback_query(DigestOption.filter())
@@ -175,6 +185,10 @@ async def on_digest_option(query: CallbackQuery, callback_data: DigestOption, se
                            actor: Actor) -> None:
     community = await guard(query, session, actor, callback_data.community_id)
     if community is None:
+        return
+    if not await communities.is_leader(session, community_id=community.id, user_id=actor.user.id):
+        await query.answer(_("You are not one of this community's leaders, so no digest is sent to you."),
+                           show_alert=True)
         return
     op, value = callback_data.op, callback_data.value
     if op is DigestOp.WEEKDAY and not 1 <= value <= 7 or op is DigestOp.TIME and value not in DIGEST_HOURS:
@@ -185,7 +199,7 @@ async def on_digest_option(query: CallbackQuery, callback_data: DigestOption, se
         changes["weekday"] = value
     elif op is DigestOp.TIME:
         changes["time"] = f"{value:02d}:00"
-    await stats_digest.update_digest_settings(session, community=community, actor_id=actor.user.id, now=_now(),
+    await stats_digest.update_digest_settings(session, community=community, leader_id=actor.user.id, now=_now(),
                                               **changes)
     await query.answer()
-    await edit_or_send(query.message, *digest_view(community, actor.locale))
+    await edit_or_send(query.message, *digest_view(community, actor.user.id, actor.locale, leads=True))

@@ -3,6 +3,7 @@ caption, switched in place, a CSV per screen, refusals of forged presses, and th
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import datetime, time, timedelta, timezone
@@ -13,7 +14,7 @@ from sqlmodel import select
 
 from bot.services import users
 from bot.views.keyboards import DigestOp, DigestOption, StatsOp, StatsScreen, StatsView
-from models import ActivityDay, Community, Member
+from models import ActivityDay, Community, JobMark, Member
 
 NOT_LEADER = "Only this community's leaders can do that."
 
@@ -153,7 +154,7 @@ async def test_weekly_digest_once_a_week_at_the_local_time_and_off_in_settings(e
     await e2e.press(alice, zh("⚙️ Settings"))
     await e2e.press(alice, zh("🗓 Weekly stats digest"))
     await e2e.press(alice, zh("Turn it off"))
-    assert zh("Off.") in e2e.last(alice)
+    assert zh("Your digest: off.") in e2e.last(alice)
     assert await e2e.app.run_job("stats_digest", at + timedelta(days=14)) == "0 communities, 0 messages"
     await e2e.press(alice, zh("Turn it on"))
     await e2e.press(alice, "21:00")
@@ -161,3 +162,93 @@ async def test_weekly_digest_once_a_week_at_the_local_time_and_off_in_settings(e
     assert await e2e.app.run_job("stats_digest", at + timedelta(days=14)) == "0 communities, 0 messages"
     evening = datetime.combine(first_monday + timedelta(days=21), time(21, 0), tzinfo=shanghai)
     assert await e2e.app.run_job("stats_digest", evening) == "1 communities, 1 messages"
+
+
+async def open_digest_settings(e2e: E2E, user) -> None:
+    await e2e.say(user, "/admin")
+    await e2e.press(user, en("⚙️ Settings"))
+    await e2e.press(user, en("🗓 Weekly stats digest"))
+
+
+async def test_each_leader_gets_the_digest_at_their_own_time_and_turns_only_their_own_off(e2e: E2E,
+                                                                                          group: Group) -> None:
+    emu, alice, bob, cid = e2e.emu, group.leader, group.members[0], group.community_id
+    async with e2e.db() as s:
+        community = await s.get(Community, cid)
+        community.timezone = "Asia/Shanghai"
+        await s.commit()
+    await e2e.act(lambda: emu.promote(group.chat, bob, by=alice))
+    await e2e.say(alice, "/start")
+    await e2e.say(bob, "/start")
+    mine = en("These choices are yours alone: each leader picks their own day and hour, or turns theirs off.")
+
+    # Bob moves his digest to Wednesday 20:00; Alice's stays at the default.
+    await open_digest_settings(e2e, bob)
+    assert mine in e2e.last(bob)
+    assert en("Your digest: every {day} at {time} ({tz}).", day="Monday", time="09:00", tz="Asia/Shanghai") in e2e.last(bob)
+    await e2e.press(bob, "Wed")
+    await e2e.press(bob, "20:00")
+    assert en("Your digest: every {day} at {time} ({tz}).", day="Wednesday", time="20:00",
+              tz="Asia/Shanghai") in e2e.last(bob)
+    assert ["• 20:00"] == [b for row in e2e.last_msg(bob).buttons for b in row if b.startswith("•") and ":" in b]
+    await open_digest_settings(e2e, alice)
+    assert en("Your digest: every {day} at {time} ({tz}).", day="Monday", time="09:00", tz="Asia/Shanghai") in e2e.last(
+        alice)
+    alice_screen = e2e.last_msg(alice)
+    alice_before, bob_before = len(emu.bot_messages(alice)), len(emu.bot_messages(bob))
+
+    def digests(user, before: int) -> int:
+        return sum(1 for m in emu.bot_messages(user)[before:] if m.photo is not None)
+
+    shanghai = ZoneInfo("Asia/Shanghai")
+    today = datetime.now(shanghai).date()
+    monday = today + timedelta(days=7 - today.weekday() + 7)  # a week after the group's first whole week
+    wednesday = monday + timedelta(days=2)
+    at_nine = datetime.combine(monday, time(9, 0), tzinfo=shanghai)
+    assert await e2e.app.run_job("stats_digest", at_nine) == "1 communities, 1 messages"
+    # The same minute again, as after a restart: nothing twice.
+    assert await e2e.app.run_job("stats_digest", at_nine) == "0 communities, 0 messages"
+    await e2e.settle()
+    assert (digests(alice, alice_before), digests(bob, bob_before)) == (1, 0)
+    assert await e2e.app.run_job("stats_digest", datetime.combine(wednesday, time(19, 59), tzinfo=shanghai)) == (
+        "0 communities, 0 messages")
+    # Two workers run the job at Bob's moment at once: one of them sends his digest.
+    at_eight = datetime.combine(wednesday, time(20, 0), tzinfo=shanghai)
+    results = await asyncio.gather(e2e.app.run_job("stats_digest", at_eight), e2e.app.run_job("stats_digest", at_eight))
+    assert sorted(results) == ["0 communities, 0 messages", "1 communities, 1 messages"]
+    await e2e.settle()
+    assert (digests(alice, alice_before), digests(bob, bob_before)) == (1, 1)
+    year, week, _ = monday.isocalendar()
+    async with e2e.db() as s:
+        keys = set((await s.exec(select(JobMark.key).where(JobMark.job == "stats_digest"))).all())
+    assert keys == {f"{cid}:{alice.id}:{year}-W{week:02d}", f"{cid}:{bob.id}:{year}-W{week:02d}"}
+
+    # Alice turns hers off: Bob's goes on.
+    await e2e.press(alice, en("Turn it off"), message=alice_screen)
+    assert en("Your digest: off.") in alice_screen.visible
+    next_monday, next_wednesday = monday + timedelta(days=7), wednesday + timedelta(days=7)
+    assert await e2e.app.run_job("stats_digest", datetime.combine(next_monday, time(10, 0), tzinfo=shanghai)) == (
+        "0 communities, 0 messages")
+    assert await e2e.app.run_job("stats_digest", datetime.combine(next_wednesday, time(20, 5), tzinfo=shanghai)) == (
+        "1 communities, 1 messages")
+    await e2e.settle()
+    assert (digests(alice, alice_before), digests(bob, bob_before)) == (1, 2)
+    community = await e2e.community_by_id(cid)
+    assert community.settings["stats_digest"] == {
+        str(alice.id): {"enabled": False, "weekday": 1, "time": "09:00"},
+        str(bob.id): {"enabled": True, "weekday": 3, "time": "20:00"},
+    }
+    changes = await e2e.audit(cid, "stats_digest.time")
+    assert [(c.actor_id, c.details) for c in changes] == [
+        (bob.id, {"entry": str(bob.id), "from": "09:00", "to": "20:00"})]
+
+
+async def test_an_owner_who_leads_nothing_has_no_digest_to_set(e2e: E2E, group: Group) -> None:
+    owner = e2e.owner
+    not_yours = en("You are not one of this community's leaders, so no digest is sent to you.")
+    await open_digest_settings(e2e, owner)
+    assert not_yours in e2e.last(owner)
+    assert e2e.last_msg(owner).buttons == [[en("« Back")]]
+    forged = DigestOption(community_id=group.community_id, op=DigestOp.OFF).pack()
+    assert e2e.answer(await e2e.press_data(owner, forged, message=e2e.last_msg(owner))).text == not_yours
+    assert (await e2e.community_by_id(group.community_id)).settings.get("stats_digest") is None
