@@ -205,18 +205,8 @@ def campaign_view(campaign: Campaign, community: Community, locale: str,
 
 
 @router.callback_query(AdminNav.filter(F.section == Section.CAMPAIGNS))
-async def on_campaigns(query: CallbackQuery, callback_data: AdminNav, session: AsyncSession, actor: Actor,
-                       state: FSMContext) -> None:
-    community = await guard(query, session, actor, callback_data.community_id)
-    if community is None:
-        return
-    await state.clear()
-    await query.answer()
-    await show(query, *await list_view(session, community))
-
-
 @router.callback_query(CampaignAdmin.filter(F.op == CampaignOp.LIST))
-async def on_list(query: CallbackQuery, callback_data: CampaignAdmin, session: AsyncSession, actor: Actor,
+async def on_list(query: CallbackQuery, callback_data: AdminNav | CampaignAdmin, session: AsyncSession, actor: Actor,
                   state: FSMContext) -> None:
     community = await guard(query, session, actor, callback_data.community_id)
     if community is None:
