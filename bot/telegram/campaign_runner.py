@@ -222,9 +222,9 @@ class CampaignRunner:
         try:
             await _Run(self, run_id, clock).go()
         except Exception:
-            log.exception("campaign run %d stopped on an error; the next scheduled tick goes on with it", run_id)
-            async with self._sessions() as session:
-                await campaigns.release(session, run_id=run_id, runner=self.worker)
+            # The run stays this worker's: taking it up again (the watcher, the job) reads this
+            # worker's journal like a dead one's, so what Telegram may have is not sent twice.
+            log.exception("campaign run %d stopped on an error; it is taken up again shortly", run_id)
 
 
 class _Run:
@@ -235,6 +235,8 @@ class _Run:
         self.started = time.monotonic()
         self.sent_here = 0
         self.card_at = 0.0
+        self.paused: datetime | None = None  # when the quiet hours that stopped the run end
+        self.attempted: set[int] = set()  # sends handed to Telegram
 
     async def go(self) -> None:
         r = self.r
@@ -247,33 +249,20 @@ class _Run:
         self.context = (campaign, community, leader, config)
         chunk = CHUNK_PAID if r._paid else CHUNK_FREE
         recorder = asyncio.create_task(self._record_loop())
-        paused = None
         try:
             await self._card(force=True)
-            while not r._stopping:
-                now = self.clock()
-                if config.quiet_at(now, community.timezone):
-                    paused = config.quiet_ends(now, community.timezone)
-                    break
-                # Keep about one chunk queued beyond what is in flight.
-                if len(self.in_flight) > chunk:
-                    await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
-                    continue
-                async with r._sessions() as session:
-                    outgoing = await campaigns.claim(session, run=run, community=community, limit=chunk, now=now)
-                if not outgoing:
-                    break
-                for item in outgoing:
-                    self._send(item, community, config)
-            if self.in_flight:
-                await asyncio.wait(set(self.in_flight))
-            now = self.clock()
-            if paused is None and not r._stopping and config.quiet_at(now, community.timezone):
-                paused = config.quiet_ends(now, community.timezone)  # began while the last ones waited
+            await self._send_all(run, community, config, chunk)
+        except BaseException:
+            # Withdraw what the sender has not handed to Telegram yet: whoever takes the run up again
+            # sends those rows, and must not meet these copies still queued.
+            for future in self.in_flight:
+                future.cancel()
+            raise
         finally:
             recorder.cancel()
             await asyncio.gather(recorder, return_exceptions=True)
             await self._flush()
+        paused = self.paused
         async with r._sessions() as session:
             if paused is None and not r._stopping:
                 state = await campaigns.progress(session, run=run)
@@ -281,6 +270,30 @@ class _Run:
                     await campaigns.finish(session, run=run, now=self.clock())
             await campaigns.release(session, run_id=self.run_id, runner=r.worker)
         await self._card(force=True, paused_until=paused)
+
+    async def _send_all(self, run: CampaignRun, community: Community, config: WinbackConfig, chunk: int) -> None:
+        """Claim and send until the run is done, the quiet hours begin (`self.paused`) or the bot stops."""
+        r = self.r
+        while not r._stopping:
+            now = self.clock()
+            if config.quiet_at(now, community.timezone):
+                self.paused = config.quiet_ends(now, community.timezone)
+                break
+            # Keep about one chunk queued beyond what is in flight.
+            if len(self.in_flight) > chunk:
+                await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            async with r._sessions() as session:
+                outgoing = await campaigns.claim(session, run=run, community=community, limit=chunk, now=now)
+            if not outgoing:
+                break
+            for item in outgoing:
+                self._send(item, community, config)
+        if self.in_flight:
+            await asyncio.wait(set(self.in_flight))
+        now = self.clock()
+        if self.paused is None and not r._stopping and config.quiet_at(now, community.timezone):
+            self.paused = config.quiet_ends(now, community.timezone)  # began while the last ones waited
 
     def _send(self, item: Outgoing, community: Community, config: WinbackConfig) -> None:
         r = self.r
@@ -293,6 +306,7 @@ class _Run:
                 return False
             if r._journal is not None:
                 r._journal.attempt(self.run_id, item.send_id)
+            self.attempted.add(item.send_id)
             return True
 
         future = r._sender.send_message(item.user_id, text, reply_markup=markup, paid_broadcast=r._paid,
@@ -304,7 +318,9 @@ class _Run:
         self.in_flight.discard(done)
         at = self.clock()
         if done.cancelled():
-            result = Result(send_id, SendStatus.FAILED, at, error="cancelled")
+            if send_id in self.attempted:
+                return  # stays `sending`: in doubt for whoever takes the run up
+            result = Result(send_id, SendStatus.PENDING, at)  # withdrawn before Telegram saw it
         elif (delivery := done.result()).error == "withdrawn":
             result = Result(send_id, SendStatus.PENDING, at)
         elif delivery.ok:
