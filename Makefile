@@ -28,8 +28,10 @@ ifneq ($(strip $(CI)$(TEST_DATABASE_URL)),)
 test: test-services
 endif
 
-# Tests run on every core (pytest-xdist); each worker has its own database and Redis db.
-PYTEST := $(BIN)/python -m pytest -q -n auto
+# Tests run on every core and one more (pytest-xdist): many tests wait on a bot process or a
+# clock rather than compute. Each worker has its own database and Redis db.
+WORKERS ?= $(shell $(PYTHON) -c "import os; print((os.cpu_count() or 1) + 1)")
+PYTEST := $(BIN)/python -m pytest -q -n $(WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check --quiet .
