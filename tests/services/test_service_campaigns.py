@@ -16,7 +16,7 @@ from bot.services.campaign_config import WinbackConfig, fill, template_fields
 from bot.services.campaigns import Result, Skip
 from bot.services.churn import Audience
 from bot.services.errors import DomainError
-from models import Arm, CampaignRun, CampaignSend, Coupon, Member, RunStatus, SendStatus, User
+from models import Arm, CampaignSend, Coupon, Member, RunStatus, SendStatus, User
 
 NOW = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shanghai
 LONG_AGO = NOW - timedelta(days=400)
