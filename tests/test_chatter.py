@@ -83,6 +83,12 @@ async def _snapshot(engine) -> dict[str, list]:
         "users": "SELECT id, first_name, last_name, username, language_code, can_dm, erased, created_at, updated_at FROM users ORDER BY id",
         "members": "SELECT c.chat_id, m.user_id, m.status, m.is_leader, m.message_count, m.joined_at, m.last_active_at, m.left_at "
                    "FROM members m JOIN communities c ON c.id = m.community_id ORDER BY c.chat_id, m.user_id",
+        "rhythm": "SELECT c.chat_id, m.user_id, m.first_active_on, m.last_active_on, m.active_days "
+                  "FROM members m JOIN communities c ON c.id = m.community_id ORDER BY c.chat_id, m.user_id",
+        "days": "SELECT c.chat_id, d.user_id, d.day, d.messages, d.checkins, d.orders, d.first_at, d.last_at "
+                "FROM activity_days d JOIN communities c ON c.id = d.community_id ORDER BY c.chat_id, d.user_id, d.day",
+        "hours": "SELECT c.chat_id, h.day, h.hour, h.messages FROM community_hours h "
+                 "JOIN communities c ON c.id = h.community_id ORDER BY c.chat_id, h.day, h.hour",
     }
     async with engine.connect() as conn:
         return {name: [tuple(r) for r in (await conn.execute(text(q))).all()] for name, q in queries.items()}
@@ -96,7 +102,8 @@ async def _run(db_url: str, *, lane: bool, routed: list[int], raw: bool = False)
     routed.clear()
     try:
         async with engine.begin() as conn:
-            for table in ("members", "users", "communities"):
+            # Everything the activity flush writes, children first.
+            for table in ("activity_days", "community_hours", "members", "users", "communities"):
                 await conn.execute(text(f"DELETE FROM {table}"))
         sessions = session_factory(engine)
         tracker = ActivityTracker(default_locale="en", default_timezone="UTC")
