@@ -31,6 +31,7 @@ from bot.core.db import SessionFactory
 from bot.services import campaigns
 from bot.services.campaign_config import WinbackConfig, winback_config
 from bot.services.campaigns import Outgoing, Progress, Result
+from bot.telegram.send_budget import TELEGRAM_LIMITS
 from bot.telegram.sender import Delivery, Sender
 from models import Campaign, CampaignRun, Community, SendStatus, User
 from models.types import utcnow
@@ -44,6 +45,8 @@ RECORD_EVERY = 0.5
 PROGRESS_EVERY = 3.0
 # How often a worker looks for runs whose worker is gone (the job's ticks are minutes apart).
 WATCH_EVERY = 15.0
+# How far behind its even pace a run may hand over messages at once (a timer's lateness).
+CATCH_UP = 0.05
 
 MessageText = Callable[[Outgoing, Community, WinbackConfig], tuple[str, InlineKeyboardMarkup]]
 ProgressText = Callable[..., str]
@@ -128,6 +131,11 @@ class CampaignRunner:
         # With Redis: which of these workers are gone. Without: every other worker is (one process).
         self._dead = dead
         self._paid = paid_broadcast
+        # Messages are handed to the sender evenly, at the rate the bot-wide limit allows. The budget
+        # alone would let each second's messages out at once; a burst whose requests reach Telegram
+        # unevenly (the event loop busy for a moment) can then put 31 into its second: a 429.
+        limit = TELEGRAM_LIMITS.paid_overall if paid_broadcast else TELEGRAM_LIMITS.overall
+        self._pace = limit.window / limit.count
         self._clock = clock
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._stopping = False
@@ -236,6 +244,7 @@ class _Run:
         self.sent_here = 0
         self.card_at = 0.0
         self.paused: datetime | None = None  # when the quiet hours that stopped the run end
+        self.next_at = 0.0  # loop time at which the next message may be handed to the sender
         self.attempted: set[int] = set()  # sends handed to Telegram
 
     async def go(self) -> None:
@@ -288,12 +297,22 @@ class _Run:
             if not outgoing:
                 break
             for item in outgoing:
+                await self._paced()
                 self._send(item, community, config)
         if self.in_flight:
             await asyncio.wait(set(self.in_flight))
         now = self.clock()
         if self.paused is None and not r._stopping and config.quiet_at(now, community.timezone):
             self.paused = config.quiet_ends(now, community.timezone)  # began while the last ones waited
+
+    async def _paced(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self.next_at < now - CATCH_UP:  # the sender kept us waiting: no burst to make up for it
+            self.next_at = now
+        elif self.next_at > now:
+            await asyncio.sleep(self.next_at - now)
+        self.next_at += self.r._pace
 
     def _send(self, item: Outgoing, community: Community, config: WinbackConfig) -> None:
         r = self.r
