@@ -150,7 +150,7 @@ class App:
         self.flusher.start(recover=recover)
         self._started.append("flusher")
         if recover:
-            self.campaigns.watch()
+            self.campaigns.watch(self.settings.CAMPAIGN_WATCH_SECONDS)
         if scheduler:
             self.scheduler.start(self.context)
             self._started.append("scheduler")

@@ -86,7 +86,10 @@ async def test_a_run_killed_half_way_is_finished_after_restart_without_doubles_o
     db = tmp_path / "winback.db"
     url = sqlite_url(db)
     env = bot_env(BOT_TOKEN=TOKEN, TELEGRAM_API_URL=emu.url, DATABASE_URL=url, REDIS_URL=redis_url,
-                  LOG_LEVEL="WARNING", JOURNAL_DIR=tmp_path / "journal")
+                  LOG_LEVEL="WARNING", JOURNAL_DIR=tmp_path / "journal",
+                  # With Redis the run is taken over once the killed worker's heartbeat lapses (10 s):
+                  # looked for every second rather than every 15.
+                  CAMPAIGN_WATCH_SECONDS=1)
     await upgrade_async(url)
     leader = emu.add_user("Lee")
     group = emu.create_group("Quiet Street", leader)

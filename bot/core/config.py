@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # Campaign sends with Telegram's allow_paid_broadcast: up to 1,000 messages a second instead of
     # 30, for 0.1 Star each from the bot's balance; off unless an operator chooses to pay.
     ALLOW_PAID_BROADCAST: bool = False
+    # How often a serving worker looks for win-back runs whose worker is gone (with Redis: once its
+    # heartbeat lapsed) and takes them over.
+    CAMPAIGN_WATCH_SECONDS: float = Field(default=15.0, gt=0)
     LOG_LEVEL: str = "INFO"
     # /metrics and /healthz on this port when polling (the webhook server serves them on PORT).
     METRICS_PORT: int | None = Field(default=None, ge=1, le=65535)
