@@ -21,7 +21,7 @@ from test_cli import START, TOKEN, bot_env, emu, eventually, free_port, processe
 from bot.sandbox.serialize import message_json
 
 MEMBERS = 40
-ROUNDS = 2
+ROUNDS = 1
 
 
 async def test_killed_mid_burst_then_restarted_every_command_is_answered(emu, processes, redis_url, tmp_path):  # noqa: F811
