@@ -36,7 +36,6 @@ from functools import cache
 from io import BytesIO
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from babel.numbers import format_decimal
 
 from bot.services.money import BABEL_LOCALE, precision
@@ -99,8 +98,9 @@ def day_label(day: date) -> str:
 
 
 def _figure() -> Figure:
-    # matplotlib is imported at the first chart, not when the bot starts: it is a second of every
-    # process's start-up (and its memory) for something a leader asks for now and then.
+    # matplotlib (and numpy, in each drawing) is imported at the first chart, not when the bot
+    # starts: it is a second of every process's start-up (and its memory) for something a leader
+    # asks for now and then.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -174,6 +174,8 @@ def _rounded(ax) -> FancyBboxPatch:
 def draw_stacked_days(days: Sequence[date], stacks: Sequence[tuple[str, Sequence[int]]],
                       below: tuple[str, Sequence[int]] | None = None) -> bytes:
     """Bars per day stacked by series (colour, counts), and optionally one series drawn below zero."""
+    import numpy as np
+
     fig = _figure()
     ax = fig.add_subplot(1, 1, 1)
     _plain_axes(ax)
@@ -199,6 +201,8 @@ def draw_cohorts(starts: Sequence[date], sizes: Sequence[int], shares: Sequence[
                  locale: str) -> bytes:
     """Rows: join weeks (their Monday); columns: weeks 1..N after joining; cells: share active, in %.
     A cohort's size is written at the row's right end. Weeks not reached yet stay blank."""
+    import numpy as np
+
     fig = _figure()
     ax = fig.add_subplot(1, 1, 1)
     weeks = max((len(row) for row in shares), default=8) or 8
@@ -229,6 +233,8 @@ def draw_cohorts(starts: Sequence[date], sizes: Sequence[int], shares: Sequence[
 def draw_week_hours(grids: Sequence[Sequence[Sequence[int]]]) -> bytes:
     """One weekday × hour heat map per grid (rows Monday=1..Sunday=7, columns hours 0..23), stacked;
     each grid has its own scale, and its busiest hour is written in its cell."""
+    import numpy as np
+
     fig = _figure()
     for index, grid in enumerate(grids):
         ax = fig.add_subplot(len(grids), 1, index + 1)
@@ -252,6 +258,8 @@ def draw_week_hours(grids: Sequence[Sequence[Sequence[int]]]) -> bytes:
 def draw_days_and_ranking(days: Sequence[date], per_day: Sequence[float], ranking: Sequence[float],
                           locale: str, *, digits: int = 0) -> bytes:
     """Top: a value per day. Bottom: a ranking drawn as numbered horizontal bars (#1 at the top)."""
+    import numpy as np
+
     fig = _figure()
     ax = fig.add_subplot(2, 1, 1) if ranking else fig.add_subplot(1, 1, 1)
     _plain_axes(ax)
@@ -278,6 +286,8 @@ def draw_days_and_ranking(days: Sequence[date], per_day: Sequence[float], rankin
 
 def draw_funnel(counts: Sequence[int], locale: str) -> bytes:
     """Numbered steps as horizontal bars, each with its count and its share of the step before."""
+    import numpy as np
+
     fig = _figure()
     ax = fig.add_subplot(1, 1, 1)
     _plain_axes(ax)
@@ -303,6 +313,8 @@ def draw_funnel(counts: Sequence[int], locale: str) -> bytes:
 def draw_histogram(labels: Sequence[str], counts: Sequence[int], big_numbers: Sequence[str], locale: str) -> bytes:
     """Vertical bars over digit labels (e.g. streak lengths), with up to two big numbered figures at
     the right (e.g. the K-factor), which the caption names by number."""
+    import numpy as np
+
     fig = _figure()
     ax = fig.add_axes((0.08, 0.1, 0.6 if big_numbers else 0.88, 0.85))
     _plain_axes(ax)
