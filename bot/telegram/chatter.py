@@ -217,6 +217,11 @@ class ChatterLane:
             self._tasks.add(self._drainer)
             self._drainer.add_done_callback(self._tasks.discard)
         elif len(self._pending) >= MAX_PENDING:
+            await self.drained()
+
+    async def drained(self) -> None:
+        """Until everything queued so far is recorded."""
+        if self._drainer is not None:
             await asyncio.wait({self._drainer})
 
     async def _drain(self) -> None:
@@ -337,6 +342,10 @@ class Dispatcher(AiogramDispatcher):
                         await lane.add(update)
                     else:
                         yield update.parsed(bot) if isinstance(update, RawChatter) else update
+                if self.chatter is not None:
+                    # Asking again before this answer's chatter is recorded would only bring the same
+                    # updates back: the offset holds them until then.
+                    await self.chatter.drained()
                 if updates and not fresh:
                     await window.wait_for_progress()
         finally:
