@@ -26,6 +26,20 @@ class UTCDateTime(TypeDecorator):
         value = value.astimezone(timezone.utc)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def bind_processor(self, dialect):
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        sqlite_text = super().bind_processor(dialect)
+
+        # The text SQLAlchemy's SQLite DATETIME writes ("YYYY-MM-DD HH:MM:SS.ffffff"), in one step:
+        # an activity flush binds tens of thousands of these, and the two steps took half its time.
+        def process(value: datetime | None) -> str | None:
+            if value is None or value.tzinfo is None or not 1 <= value.year <= 9999:
+                return sqlite_text(value)
+            return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
+
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:
             return None

@@ -32,7 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.services import activity_days, stats_counters
 from bot.services.activity_days import EPOCH, SLOT, SLOT_SECONDS, UTC, rhythm_values, slot_day, slot_start, zone
 from bot.services.activity_journal import ActivityJournal
-from bot.services.upsert import insert_for, insert_rows, rows_params
+from bot.services.upsert import execute_rows, insert_for, insert_rows
 from bot.services.users import Profile
 from models import Community, FunnelStep, Member, User
 from models.community import BOT_STATUS_UNKNOWN
@@ -311,8 +311,8 @@ class ActivityTracker:
         dialect = session.get_bind().dialect.name
         written = await self._write_sightings(session, batch, dialect) if batch else {}
         if steps:
-            await session.execute(stats_counters.funnel_upsert(dialect),
-                                  rows_params(dialect, stats_counters.FUNNEL_COLUMNS, stats_counters.step_rows(steps)))
+            await execute_rows(session, stats_counters.funnel_upsert(dialect), stats_counters.FUNNEL_COLUMNS,
+                               stats_counters.step_rows(steps))
         return written
 
     async def _write_sightings(self, session: AsyncSession, batch: dict[tuple[int, int], _Sighting],
@@ -334,7 +334,7 @@ class ActivityTracker:
         # multi-row VALUES literal would be compiled afresh on every flush, which took most of a
         # flush's CPU (about 1 s for 5,000 members) while the event loop waits.
         if user_rows:
-            await session.execute(_users_upsert(dialect), rows_params(dialect, _USER_COLUMNS, user_rows))
+            await execute_rows(session, _users_upsert(dialect), _USER_COLUMNS, user_rows)
 
         hours: stats_counters.Hours = {}
         days = self._days(batch, communities, hours)
@@ -354,19 +354,18 @@ class ActivityTracker:
                 elsewhere.append({"b_community": community_id, "b_user": user_id, "b_at": s.last_at,
                                   "b_first": min(member_days), "b_last": max(member_days), "b_days": len(member_days)})
         if member_rows:
-            await session.execute(_members_upsert(dialect), rows_params(dialect, _MEMBER_COLUMNS, member_rows))
+            await execute_rows(session, _members_upsert(dialect), _MEMBER_COLUMNS, member_rows)
         if elsewhere:
             await session.execute(activity_days.ACTIVE_ELSEWHERE, elsewhere)
         day_rows = [{"community_id": c, "user_id": u, "day": d, "messages": n[MESSAGES], "checkins": n[CHECKINS],
                      "orders": n[ORDERS], "first_at": n[FIRST], "last_at": n[LAST]}
                     for (c, u), by_day in sorted(days.items()) for d, n in sorted(by_day.items())]
         if day_rows:
-            await session.execute(activity_days.rows_upsert(dialect), rows_params(dialect, activity_days.COLUMNS, day_rows))
+            await execute_rows(session, activity_days.rows_upsert(dialect), activity_days.COLUMNS, day_rows)
         # Last: every worker's flush updates the same few hour rows, so they are held the shortest time.
         hour_rows = stats_counters.hour_rows(hours)
         if hour_rows:
-            await session.execute(stats_counters.hours_upsert(dialect),
-                                  rows_params(dialect, stats_counters.HOUR_COLUMNS, hour_rows))
+            await execute_rows(session, stats_counters.hours_upsert(dialect), stats_counters.HOUR_COLUMNS, hour_rows)
         return {uid: seen.profile for uid, seen in users.items()}
 
     def _days(self, batch: dict[tuple[int, int], _Sighting], communities: dict[int, int],
