@@ -107,6 +107,7 @@ async def run_app(args: argparse.Namespace) -> dict[str, Any]:
 
     app.tracker.record_many = counting_record_many  # type: ignore[method-assign]
     await app.start()
+    app.keep_startup_objects()  # as `python -m bot run` does
     polling = asyncio.create_task(app.feed_polling())
     result: dict[str, Any] = {"backend": app.engine.url.get_backend_name(), "redis": bool(app.redis),
                               "updates_in_flight": settings.UPDATES_IN_FLIGHT}

@@ -97,6 +97,7 @@ async def serve_bot(stats_path: Path) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await app.start()
+        app.keep_startup_objects()  # as `python -m bot run` does
         await app.poll_until(stop)
     finally:
         await app.stop()

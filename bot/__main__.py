@@ -76,6 +76,7 @@ async def _serve(settings: Settings) -> None:
     try:
         # Webhook workers register the webhook and the menus together, once per deploy.
         await app.start(publish_commands=not settings.WEBHOOK_URL)
+        app.keep_startup_objects()
         if stop.is_set():
             return
         if settings.WEBHOOK_URL:
