@@ -152,13 +152,22 @@ def migrated_template(tmp_path_factory) -> str:
     return str(path)
 
 
+# Every table emptied, dependents first, and every sequence back at 1, in one command. A test's
+# tables hold a handful of rows: DELETE takes about 20 ms where TRUNCATE (new files for 32 tables)
+# took 120 ms on a quiet machine and up to 900 ms beside the other workers.
+_EMPTY_PG = text(
+    "DO $$ BEGIN "
+    + " ".join(f"DELETE FROM {table.name};" for table in reversed(SQLModel.metadata.sorted_tables))
+    + " PERFORM setval(c.oid, 1, false) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+      " WHERE c.relkind = 'S' AND n.nspname = 'public'; END $$")
+
+
 @pytest.fixture
 async def db_url(migrated_template: str, tmp_path: Path) -> AsyncIterator[str]:
     if PG_URL:
         engine = create_engine(PG_URL)
-        tables = ", ".join(t.name for t in SQLModel.metadata.sorted_tables)
         async with engine.begin() as conn:
-            await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            await conn.execute(_EMPTY_PG)
         await engine.dispose()
         yield PG_URL
     else:
