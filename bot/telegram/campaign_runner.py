@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from aiogram.types import InlineKeyboardMarkup
@@ -47,6 +47,9 @@ PROGRESS_EVERY = 3.0
 WATCH_EVERY = 15.0
 # How far behind its even pace a run may hand over messages at once (a timer's lateness).
 CATCH_UP = 0.05
+# Sending stops this long before the quiet hours begin: a message asked for at 20:59:59.9 would
+# reach the member after 21:00 on a busy machine.
+QUIET_LEAD = timedelta(seconds=2)
 
 MessageText = Callable[[Outgoing, Community, WinbackConfig], tuple[str, InlineKeyboardMarkup]]
 ProgressText = Callable[..., str]
@@ -285,8 +288,8 @@ class _Run:
         r = self.r
         while not r._stopping:
             now = self.clock()
-            if config.quiet_at(now, community.timezone):
-                self.paused = config.quiet_ends(now, community.timezone)
+            if (quiet := _quiet_from(config, now, community.timezone)) is not None:
+                self.paused = config.quiet_ends(quiet, community.timezone)
                 break
             # Keep about one chunk queued beyond what is in flight.
             if len(self.in_flight) > chunk:
@@ -301,9 +304,9 @@ class _Run:
                 self._send(item, community, config)
         if self.in_flight:
             await asyncio.wait(set(self.in_flight))
-        now = self.clock()
-        if self.paused is None and not r._stopping and config.quiet_at(now, community.timezone):
-            self.paused = config.quiet_ends(now, community.timezone)  # began while the last ones waited
+        quiet = _quiet_from(config, self.clock(), community.timezone)
+        if self.paused is None and not r._stopping and quiet is not None:
+            self.paused = config.quiet_ends(quiet, community.timezone)  # began while the last ones waited
 
     async def _paced(self) -> None:
         loop = asyncio.get_running_loop()
@@ -321,7 +324,7 @@ class _Run:
         def attempt() -> bool:
             # Judged when Telegram is about to be asked, not when the message was queued: a message
             # that waited into the quiet hours is withdrawn and goes back to pending.
-            if config.quiet_at(self.clock(), community.timezone):
+            if _quiet_from(config, self.clock(), community.timezone) is not None:
                 return False
             if r._journal is not None:
                 r._journal.attempt(self.run_id, item.send_id)
@@ -402,3 +405,11 @@ class _Run:
         if self.sent_here < 5 or elapsed <= 0:
             return None
         return state.remaining / (self.sent_here / elapsed)
+
+
+def _quiet_from(config: WinbackConfig, now: datetime, tz: str) -> datetime | None:
+    """A moment of the quiet hours that `now` is in, or that begin within QUIET_LEAD; else None."""
+    for moment in (now, now + QUIET_LEAD):
+        if config.quiet_at(moment, tz):
+            return moment
+    return None

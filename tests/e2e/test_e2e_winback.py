@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 
 from bot.sandbox import SimUser
 from bot.services import campaigns
+from bot.telegram.campaign_runner import QUIET_LEAD
 from models import Arm, CampaignRun, CampaignSend, Community, Coupon, Member, RunStatus, SendStatus, User
 
 SH = "Asia/Shanghai"
@@ -173,8 +174,9 @@ async def test_quiet_hours_pause_a_run_in_the_communitys_night_and_it_resumes_in
     await campaign_for(e2e, group, holdout_percent=0, send_time="20:00")
     day = datetime.now(timezone.utc).astimezone(ZoneInfo(SH)).date() + timedelta(days=1)
 
-    # Started a moment before 21:00 in Shanghai: about a second of sending (30 a second), then quiet.
-    await e2e.app.run_job("winback_campaigns", shanghai(day, 20, 59, 59.4))
+    # Started a moment before 21:00 in Shanghai: about half a second of sending (30 a second) until
+    # QUIET_LEAD before it, then quiet.
+    await e2e.app.run_job("winback_campaigns", shanghai(day, 21, 0) - QUIET_LEAD - timedelta(seconds=0.6))
     await e2e.settle()
     rows = await send_rows(e2e)
     before = {uid for uid, r in rows.items() if r.status == SendStatus.SENT}
