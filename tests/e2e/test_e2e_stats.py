@@ -126,10 +126,12 @@ async def test_weekly_digest_once_a_week_at_the_local_time_and_off_in_settings(e
     await e2e.say(bob, "/start")
     before = len(e2e.emu.bot_messages(alice))
     shanghai = ZoneInfo("Asia/Shanghai")
-    today = datetime.now(shanghai).date()
-    first_monday = today + timedelta(days=7 - today.weekday())
-    # The group is younger than a week at its first Monday: nothing to report on yet.
-    first = datetime.combine(first_monday, time(9, 0), tzinfo=shanghai)
+    # The group is younger than a week at the first Monday 09:00 after now: nothing to report on yet.
+    local_now = datetime.now(shanghai)
+    first = datetime.combine(local_now.date() + timedelta(days=-local_now.weekday() % 7), time(9, 0), tzinfo=shanghai)
+    if first <= local_now:
+        first += timedelta(days=7)
+    first_monday = first.date()
     assert await e2e.app.run_job("stats_digest", first + timedelta(hours=1)) == "0 communities, 0 messages"
     monday = datetime.combine(first_monday + timedelta(days=7), time(8, 59), tzinfo=shanghai)
     assert await e2e.app.run_job("stats_digest", monday) == "0 communities, 0 messages"
