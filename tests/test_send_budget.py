@@ -143,6 +143,38 @@ async def test_paid_sends_keep_the_chat_limits_and_pauses():
     assert wait == pytest.approx(3.0) and wait.overall == pytest.approx(3.0)
 
 
+async def test_a_send_counts_a_window_after_its_answer():
+    """Telegram counts a request when it arrives, somewhere between the grant and the answer: a
+    grant answered late keeps counting until a window after the answer."""
+    clock = Clock()
+    budget = MemoryBudget(EXACT, clock=clock)
+    granted = [await budget.acquire(chat) for chat in range(1, 31)]
+    assert all(g == 0.0 for g in granted)
+    clock.now += 0.4
+    for grant in granted[:10]:
+        budget.answered(grant)  # answered 0.4 s after the grant: counts until 1.4
+    budget.answered(granted[0])  # a second answer to the same grant changes nothing
+    budget.answered(await budget.acquire(31))  # a refusal has nothing to answer
+    clock.now += 0.6
+    # The 20 never answered stopped counting a window after their grant; the 10 others still count.
+    assert await grants(budget, range(31, 61)) == 20
+    wait = await budget.acquire(61)
+    assert wait == pytest.approx(0.4) and wait.overall == pytest.approx(0.4)
+    clock.now += 0.4
+    assert await grants(budget, range(61, 81)) == 10  # the answered 10 stopped counting at 1.4
+    clock.now += 0.6
+    assert await grants(budget, range(81, 111)) == 20  # the 20 granted at 1.0 at 2.0
+
+
+async def test_an_answer_after_the_window_does_not_bring_a_grant_back():
+    clock = Clock()
+    budget = MemoryBudget(EXACT, clock=clock)
+    late = await budget.acquire(USER)
+    clock.now += 1.5
+    budget.answered(late)  # it stopped counting at 1.0: the log does not take it up again
+    assert await budget.acquire(USER) == 0.0
+
+
 def test_wait_is_a_float():
     assert Wait() == 0.0 and Wait(1.5, 0.5) == 1.5 and Wait(1.5, 0.5).overall == 0.5
     assert isinstance(create_budget(None), MemoryBudget)
@@ -179,8 +211,8 @@ async def test_redis_overall_cap_and_expiry(redis, prefix):
     assert await grants(budget, range(1, 31)) == 30
     wait = await budget.acquire(31)
     assert 0.9 < wait <= 1.0 and wait.overall == wait
-    assert 0 < await redis.pttl(f"{prefix}:log") <= 1000
-    assert 0 < await redis.pttl(f"{prefix}:log:1") <= 1000
+    assert 0 < await redis.pttl(f"{prefix}:until") <= 1000
+    assert 0 < await redis.pttl(f"{prefix}:until:1") <= 1000
 
 
 async def test_redis_group_and_private_limits(redis, prefix):
@@ -188,7 +220,7 @@ async def test_redis_group_and_private_limits(redis, prefix):
     assert await grants(budget, [GROUP] * 25) == 20
     wait = await budget.acquire(GROUP)
     assert 59 < wait <= 60 and wait.overall == 0
-    assert 59_000 < await redis.pttl(f"{prefix}:log:{GROUP}") <= 60_000
+    assert 59_000 < await redis.pttl(f"{prefix}:until:{GROUP}") <= 60_000
     assert await budget.acquire(USER) == 0.0
     assert 0.9 < await budget.acquire(USER) <= 1.0
 
@@ -200,8 +232,8 @@ async def test_redis_paid_sends_have_their_own_overall_limit(redis, prefix):
     assert await grants(budget, range(31, 81), paid=True) == 50
     wait = await budget.acquire(81, paid=True)
     assert 0.9 < wait <= 1.0 and wait.overall == wait
-    assert await redis.zcard(f"{prefix}:log") == 30 and await redis.zcard(f"{prefix}:paid-log") == 50
-    assert 0 < await redis.pttl(f"{prefix}:paid-log") <= 1000
+    assert await redis.zcard(f"{prefix}:until") == 30 and await redis.zcard(f"{prefix}:paid-until") == 50
+    assert 0 < await redis.pttl(f"{prefix}:paid-until") <= 1000
 
 
 async def test_redis_windows_slide(redis, prefix):
@@ -209,6 +241,31 @@ async def test_redis_windows_slide(redis, prefix):
     assert await grants(budget, [USER] * 3) == 2
     await asyncio.sleep(await budget.acquire(USER))
     assert await budget.acquire(USER) == 0.0
+
+
+async def test_redis_answers_extend_the_grants_in_one_call(redis, prefix):
+    budget = RedisBudget(redis, prefix=prefix, limits=Limits(overall=Limit(3, 0.3), private=Limit(1, 0.3)))
+    granted = [await budget.acquire(chat) for chat in (1, 2, 3)]
+    assert all(g == 0.0 for g in granted) and await budget.acquire(4) > 0
+    await asyncio.sleep(0.2)
+    calls = []
+    original = budget._answered
+
+    async def counting(**kwargs):
+        calls.append(kwargs)
+        return await original(**kwargs)
+
+    budget._answered = counting
+    for grant in granted[:2]:
+        budget.answered(grant)
+    await asyncio.sleep(0.15)  # the third stopped counting; the two answered count until about 0.5
+    assert len(calls) == 1 and len(calls[0]["keys"]) == 4
+    assert await budget.acquire(4) == 0.0
+    wait = await budget.acquire(5)
+    assert 0.05 < wait <= 0.3 and wait.overall == wait
+    assert 100 < await redis.pttl(f"{prefix}:until:1") <= 300
+    await asyncio.sleep(wait)
+    assert await grants(budget, (5, 6)) == 2
 
 
 async def test_redis_pause(redis, prefix):

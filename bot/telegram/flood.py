@@ -73,7 +73,7 @@ class SpendGroupBudget(BaseRequestMiddleware):
         if not isinstance(method, COUNTED) or not isinstance(chat_id, int) or chat_id >= 0:
             return await make_request(bot, method)
         for attempt in range(1, self.attempts + 1):
-            await self.sender.reserve(chat_id)
+            grant = await self.sender.reserve(chat_id)
             try:
                 return await make_request(bot, method)
             except TelegramRetryAfter as exc:
@@ -82,4 +82,6 @@ class SpendGroupBudget(BaseRequestMiddleware):
                 log.info("%s into group %s hit flood control; waiting %ss", type(method).__name__, chat_id,
                          exc.retry_after)
                 await self.sender.budget.pause(chat_id, exc.retry_after)
+            finally:
+                self.sender.budget.answered(grant)
         raise AssertionError("unreachable")

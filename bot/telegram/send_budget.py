@@ -10,22 +10,34 @@ A paid broadcast (`allow_paid_broadcast`: 0.1 Star a message) is exempt from the
 but has its own overall limit of 1,000 a second; the per-chat limits and pauses still hold, so
 `acquire(chat_id, paid=True)` checks the paid overall log in place of the free one.
 
+A grant counts from the moment it is given until `window` after Telegram's answer to the call
+it was for (`answered`), not only `window` after the grant. Telegram counts a request when it
+arrives, which is after the grant and before the answer, however late a busy event loop or the
+network makes it; so a run at the limit is not refused for requests that were granted in time
+but arrived bunched, and the windows need no margin for that lateness. A grant that is never
+answered (a call made some other way, a process that died) counts `window` after the grant.
+
 `MemoryBudget` serves one process; `RedisBudget` keeps the same logs in Redis and checks and
 consumes them in one Lua script on the server's clock, so any number of processes share them.
+Each log holds its grants by the time they stop counting.
 """
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import logging
 import math
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Protocol
 
 from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,16 +53,17 @@ class Limits:
     """The limits that apply to a send (`paid_overall` instead of `overall` for a paid broadcast).
     Tests shrink them to keep runs short.
 
-    The windows are wider than Telegram's: a grant is counted when given, Telegram counts the
-    request when it arrives, and a burst's first requests can arrive late (new connections). The
-    bot-wide ones by 3 % (30 ms a second of such lateness), which a broadcast spends as rate: a
-    5 % margin held a win-back run to 0.943 of what Telegram allows (bench/winback.py).
+    The bot-wide windows are Telegram's second and 1 %: a grant counts until a window after its
+    answer (lateness on the way is covered), and the 1 % covers the moments between an answer and
+    the budget hearing of it. A broadcast spends any margin as rate: 3 % (counted from the grant)
+    held a win-back run to 0.94 of what Telegram allows, with a few 429s all the same
+    (bench/winback.py). The per-chat windows keep their older margins, which cost a broadcast nothing.
     """
 
-    overall: Limit = field(default_factory=lambda: Limit(30, 1.03))
+    overall: Limit = field(default_factory=lambda: Limit(30, 1.01))
     group: Limit = field(default_factory=lambda: Limit(20, 63.0))
     private: Limit = field(default_factory=lambda: Limit(1, 1.05))
-    paid_overall: Limit = field(default_factory=lambda: Limit(1000, 1.03))
+    paid_overall: Limit = field(default_factory=lambda: Limit(1000, 1.01))
 
     def for_chat(self, chat_id: int) -> Limit:
         # Groups, supergroups and channels have negative ids; users positive ones.
@@ -68,11 +81,12 @@ class Wait(float):
     which during a broadcast would cost one refused call per chat per window.
     """
 
-    __slots__ = ("overall",)
+    __slots__ = ("overall", "grant")
 
-    def __new__(cls, seconds: float = 0.0, overall: float = 0.0) -> Wait:
+    def __new__(cls, seconds: float = 0.0, overall: float = 0.0, grant: object = None) -> Wait:
         wait = super().__new__(cls, seconds)
         wait.overall = overall
+        wait.grant = grant  # a granted send's handle, for `answered`
         return wait
 
     def __repr__(self) -> str:
@@ -90,6 +104,10 @@ class SendBudget(Protocol):
     async def pause(self, chat_id: int | None, seconds: float) -> None:
         """After a 429: hold the chat (None: every chat) for `seconds`; never shortens a pause."""
 
+    def answered(self, granted: float) -> None:
+        """Telegram answered the call `granted` (what `acquire` returned) was for, or it was not
+        made: from now, the send counts one window more in each of its logs."""
+
 
 class MemoryBudget:
     """The budget of a single process.
@@ -100,31 +118,44 @@ class MemoryBudget:
     def __init__(self, limits: Limits = TELEGRAM_LIMITS, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._limits = limits
         self._clock = clock
-        self._overall: deque[float] = deque()
-        self._paid_overall: deque[float] = deque()
-        self._chats: dict[int, deque[float]] = {}
+        self._overall = _Log()
+        self._paid_overall = _Log()
+        self._chats: dict[int, _Log] = {}
         self._paused_until: dict[int | None, float] = {}
         self._swept_at = clock()
+        self._grants = count()
 
     async def acquire(self, chat_id: int, *, paid: bool = False) -> Wait:
         now = self._clock()
         self._sweep(now)
         chat_limit = self._limits.for_chat(chat_id)
-        chat_log = self._chats.setdefault(chat_id, deque())
+        chat_log = self._chats.get(chat_id)
+        if chat_log is None:
+            chat_log = self._chats[chat_id] = _Log()
         overall_log, overall_limit = (
             (self._paid_overall, self._limits.paid_overall) if paid else (self._overall, self._limits.overall)
         )
-        overall = max(self._pause_left(None, now), _log_wait(overall_log, overall_limit, now))
-        chat = max(self._pause_left(chat_id, now), _log_wait(chat_log, chat_limit, now))
+        overall = max(self._pause_left(None, now), overall_log.wait(overall_limit.count, now))
+        chat = max(self._pause_left(chat_id, now), chat_log.wait(chat_limit.count, now))
         if overall > 0 or chat > 0:
             return Wait(max(overall, chat), overall)
-        overall_log.append(now)
-        chat_log.append(now)
-        return Wait()
+        grant = next(self._grants)
+        overall_log.add(grant, now + overall_limit.window)
+        chat_log.add(grant, now + chat_limit.window)
+        return Wait(grant=(grant, overall_log, overall_limit.window, chat_log, chat_limit.window))
 
     async def pause(self, chat_id: int | None, seconds: float) -> None:
         until = self._clock() + seconds
         self._paused_until[chat_id] = max(until, self._paused_until.get(chat_id, until))
+
+    def answered(self, granted: float) -> None:
+        handle = getattr(granted, "grant", None)
+        if handle is None:
+            return
+        grant, overall_log, overall_window, chat_log, chat_window = handle
+        now = self._clock()
+        overall_log.extend(grant, now, now + overall_window)
+        chat_log.extend(grant, now, now + chat_window)
 
     def _pause_left(self, key: int | None, now: float) -> float:
         return max(0.0, self._paused_until.get(key, now) - now)
@@ -135,22 +166,45 @@ class MemoryBudget:
         if now - self._swept_at < longest:
             return
         self._swept_at = now
-        self._chats = {chat: log for chat, log in self._chats.items() if log and log[-1] > now - longest}
+        self._chats = {chat: log for chat, log in self._chats.items() if log.wait(1, now) > 0}
         self._paused_until = {key: until for key, until in self._paused_until.items() if until > now}
 
 
-def _log_wait(log: deque[float], limit: Limit, now: float) -> float:
-    """Drop grants older than the window; the wait until one more grant fits in it."""
-    while log and log[0] <= now - limit.window:
-        log.popleft()
-    if len(log) < limit.count:
-        return 0.0
-    return log[len(log) - limit.count] + limit.window - now
+class _Log:
+    """Grants by the time they stop counting; `extend` moves that time later (an answer)."""
+
+    __slots__ = ("_heap", "_until")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int]] = []  # (until, grant), with superseded entries left in
+        self._until: dict[int, float] = {}
+
+    def add(self, grant: int, until: float) -> None:
+        self._until[grant] = until
+        heapq.heappush(self._heap, (until, grant))
+
+    def extend(self, grant: int, now: float, until: float) -> None:
+        """Only a grant that still counts: one past its window is not taken up again."""
+        current = self._until.get(grant)
+        if current is not None and now < current < until:
+            self.add(grant, until)
+
+    def wait(self, count: int, now: float) -> float:
+        """Drop what stopped counting; the wait until one more grant fits (grants never exceed `count`)."""
+        heap, live = self._heap, self._until
+        while heap and (heap[0][0] <= now or live.get(heap[0][1]) != heap[0][0]):
+            until, grant = heapq.heappop(heap)
+            if live.get(grant) == until:
+                del live[grant]
+        if len(live) < count:
+            return 0.0
+        return heap[0][0] - now
 
 
 # KEYS: overall log (the free or the paid one), chat log, overall pause, chat pause.
 # ARGV: overall count, overall window (µs), chat count, chat window (µs), a unique member name.
-# Returns {overall wait, chat wait} in µs; both 0 means granted and recorded.
+# Returns {overall wait, chat wait} in µs; both 0 means granted and recorded. A log's scores are
+# the times its grants stop counting.
 _ACQUIRE_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -161,26 +215,46 @@ local function pause_left(key)
   return 0
 end
 
-local function log_wait(key, limit, window)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local function log_wait(key, limit)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
   local n = redis.call('ZCARD', key)
   if n < limit then return 0 end
-  local oldest = redis.call('ZRANGE', key, n - limit, n - limit, 'WITHSCORES')
-  return tonumber(oldest[2]) + window - now
+  local first = redis.call('ZRANGE', key, n - limit, n - limit, 'WITHSCORES')
+  return tonumber(first[2]) - now
 end
 
 local overall_count, overall_window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local chat_count, chat_window = tonumber(ARGV[3]), tonumber(ARGV[4])
-local overall = math.max(pause_left(KEYS[3]), log_wait(KEYS[1], overall_count, overall_window))
-local chat = math.max(pause_left(KEYS[4]), log_wait(KEYS[2], chat_count, chat_window))
+local overall = math.max(pause_left(KEYS[3]), log_wait(KEYS[1], overall_count))
+local chat = math.max(pause_left(KEYS[4]), log_wait(KEYS[2], chat_count))
 if overall > 0 or chat > 0 then
   return {overall, chat}
 end
-redis.call('ZADD', KEYS[1], now, ARGV[5])
+redis.call('ZADD', KEYS[1], now + overall_window, ARGV[5])
 redis.call('PEXPIRE', KEYS[1], math.ceil(overall_window / 1000))
-redis.call('ZADD', KEYS[2], now, ARGV[5])
+redis.call('ZADD', KEYS[2], now + chat_window, ARGV[5])
 redis.call('PEXPIRE', KEYS[2], math.ceil(chat_window / 1000))
 return {0, 0}
+"""
+
+# KEYS: per answered grant, its overall log and its chat log. ARGV: per grant, its member name and
+# the two windows (µs). Each grant still in its logs counts until a window from now; the logs live
+# at least that long.
+_ANSWERED_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+for i = 0, #ARGV / 3 - 1 do
+  local member = ARGV[i * 3 + 1]
+  for j = 1, 2 do
+    local key, window = KEYS[i * 2 + j], tonumber(ARGV[i * 3 + 1 + j])
+    if redis.call('ZADD', key, 'XX', 'GT', 'CH', now + window, member) == 1 then
+      local ms = math.ceil(window / 1000)
+      if redis.call('PTTL', key) < ms then
+        redis.call('PEXPIRE', key, ms)
+      end
+    end
+  end
+end
 """
 
 # KEYS: the pause key. ARGV: its length in ms. A pause only ever grows.
@@ -203,32 +277,55 @@ class RedisBudget:
         self._limits = limits
         self._prefix = prefix
         self._acquire = redis.register_script(_ACQUIRE_LUA)
+        self._answered = redis.register_script(_ANSWERED_LUA)
         self._pause = redis.register_script(_PAUSE_LUA)
         # Grants from all processes share one log; each member name must be unique among them.
         self._member_prefix = uuid.uuid4().hex
         self._members = count()
+        # Answers not yet told to Redis: all that came in meanwhile go in one call.
+        self._answers: list[tuple[str, str, str, int, int]] = []
+        self._telling: asyncio.Task[None] | None = None
 
     async def acquire(self, chat_id: int, *, paid: bool = False) -> Wait:
         chat_limit = self._limits.for_chat(chat_id)
         overall_limit = self._limits.paid_overall if paid else self._limits.overall
+        # Logs hold when their grants stop counting ("until"), not when they were given: a log
+        # written by an older version of the bot (grant times) is not read as this one.
+        overall_key = f"{self._prefix}:paid-until" if paid else f"{self._prefix}:until"
+        chat_key = f"{self._prefix}:until:{chat_id}"
+        member = f"{self._member_prefix}:{next(self._members)}"
+        overall_window, chat_window = _micros(overall_limit.window), _micros(chat_limit.window)
         overall, chat = await self._acquire(
-            keys=[
-                f"{self._prefix}:paid-log" if paid else f"{self._prefix}:log",
-                f"{self._prefix}:log:{chat_id}",
-                f"{self._prefix}:pause",
-                f"{self._prefix}:pause:{chat_id}",
-            ],
-            args=[
-                overall_limit.count,
-                _micros(overall_limit.window),
-                chat_limit.count,
-                _micros(chat_limit.window),
-                f"{self._member_prefix}:{next(self._members)}",
-            ],
+            keys=[overall_key, chat_key, f"{self._prefix}:pause", f"{self._prefix}:pause:{chat_id}"],
+            args=[overall_limit.count, overall_window, chat_limit.count, chat_window, member],
         )
         if overall == 0 and chat == 0:
-            return Wait()
+            return Wait(grant=(overall_key, chat_key, member, overall_window, chat_window))
         return Wait(max(overall, chat) / 1e6, overall / 1e6)
+
+    def answered(self, granted: float) -> None:
+        handle = getattr(granted, "grant", None)
+        if handle is None:
+            return
+        self._answers.append(handle)
+        if self._telling is None:
+            self._telling = asyncio.get_running_loop().create_task(self._tell(), name="send-budget-answers")
+
+    async def _tell(self) -> None:
+        try:
+            while self._answers:
+                batch, self._answers = self._answers, []
+                keys: list[str] = []
+                args: list[str | int] = []
+                for overall_key, chat_key, member, overall_window, chat_window in batch:
+                    keys += (overall_key, chat_key)
+                    args += (member, overall_window, chat_window)
+                try:
+                    await self._answered(keys=keys, args=args)
+                except Exception as exc:  # noqa: BLE001 - those grants count from when they were given
+                    log.warning("send budget: could not record %d answer(s): %r", len(batch), exc)
+        finally:
+            self._telling = None
 
     async def pause(self, chat_id: int | None, seconds: float) -> None:
         key = f"{self._prefix}:pause" if chat_id is None else f"{self._prefix}:pause:{chat_id}"

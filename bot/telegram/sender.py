@@ -214,12 +214,14 @@ class Sender:
             handle.cancel()
             self._unpark(lane_id)
 
-    async def reserve(self, chat_id: int) -> None:
+    async def reserve(self, chat_id: int) -> float:
         """Wait until the shared budget grants one send into `chat_id`, for a send the caller makes
         itself because it needs Telegram's answer now. It is counted like the sender's own, so
-        the budget knows of every message that goes into a group."""
+        the budget knows of every message that goes into a group. Returns the grant, for
+        `budget.answered` once Telegram answered."""
         while (wait := await self._acquire(chat_id)) > 0:
             await asyncio.sleep(wait)
+        return wait
 
     # --- sending ----------------------------------------------------------------------------------
     # Each call queues at once and returns a future: `await` it for the Delivery, or drop it to
@@ -360,7 +362,10 @@ class Sender:
             if wait > 0:
                 self._park(lane_id, wait)
                 return
-            outcome = await self._attempt(job)
+            try:
+                outcome = await self._attempt(job)
+            finally:
+                self.budget.answered(wait)
         if isinstance(outcome, Delivery):
             self._finish(lane_id, outcome)
         else:
@@ -368,7 +373,7 @@ class Sender:
             self._park(lane_id, outcome)
 
     async def _acquire(self, chat_id: int, *, paid: bool = False) -> float:
-        """0.0 once the budget grants a send; otherwise how long this chat alone must wait.
+        """The grant (0.0) once the budget grants a send; otherwise how long this chat alone must wait.
 
         When the bot-wide limit is what holds, every worker sleeps until it lifts instead of
         asking once for each of possibly thousands of queued chats; the worker keeps its lane.
@@ -381,7 +386,7 @@ class Sender:
                 continue
             wait = await self.budget.acquire(chat_id, paid=paid)
             if wait <= 0:
-                return 0.0
+                return wait
             overall = getattr(wait, "overall", 0.0)
             if overall > 0:
                 self._hold_until[paid] = max(self._hold_until[paid], loop.time() + overall)
