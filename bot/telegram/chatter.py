@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from functools import partial
 from typing import Any, Callable
 
+import orjson
 from aiogram import Bot
 from aiogram import Dispatcher as AiogramDispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -39,6 +40,8 @@ from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.methods import GetUpdates, Response, TelegramMethod
 from aiogram.types import Message, TelegramObject, Update
 from aiogram.utils.backoff import Backoff, BackoffConfig
+from aiohttp import FormData
+from aiohttp.payload import BytesPayload
 from pydantic import ValidationError
 
 from bot.services.activity import Sighting
@@ -168,6 +171,20 @@ class ChatterSession(AiohttpSession):
     chatter_of: Callable[[Any], bool] | None = None
     # While polling: ids being handled or handled already, which come back until confirmed.
     known: Callable[[int], bool] | None = None
+
+    def build_form_data(self, bot: Bot, method: TelegramMethod[Any]) -> FormData | BytesPayload:
+        """A call without files goes as one JSON body, which the Bot API takes as it takes forms:
+        aiogram's urlencoded form (every nested object dumped to a string, then quoted) cost a
+        broadcast a tenth of its CPU. Uploads keep aiogram's multipart form."""
+        files: dict[str, Any] = {}
+        fields = {}
+        for key, value in method.model_dump(warnings=False).items():
+            value = self.prepare_value(value, bot=bot, files=files, _dumps_json=False)
+            if value is not None and value != "":
+                fields[key] = value
+        if files:
+            return super().build_form_data(bot, method)
+        return BytesPayload(orjson.dumps(fields), content_type="application/json")
 
     def check_response(self, bot: Bot, method, status_code: int, content: str):
         if not isinstance(method, GetUpdates) or status_code != 200:
