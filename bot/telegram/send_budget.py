@@ -237,17 +237,17 @@ redis.call('PEXPIRE', KEYS[2], math.ceil(chat_window / 1000))
 return {0, 0}
 """
 
-# KEYS: per answered grant, its overall log and its chat log. ARGV: per grant, its member name and
-# the two windows (µs). Each grant still in its logs counts until a window from now; the logs live
-# at least that long.
+# KEYS: per answered grant, its overall log and its chat log. ARGV: per grant, its member name, the
+# two windows and how long ago the answer came (µs). Each grant still in its logs counts until a
+# window after its answer; the logs live at least that long.
 _ANSWERED_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-for i = 0, #ARGV / 3 - 1 do
-  local member = ARGV[i * 3 + 1]
+for i = 0, #ARGV / 4 - 1 do
+  local member, answered = ARGV[i * 4 + 1], now - tonumber(ARGV[i * 4 + 4])
   for j = 1, 2 do
-    local key, window = KEYS[i * 2 + j], tonumber(ARGV[i * 3 + 1 + j])
-    if redis.call('ZADD', key, 'XX', 'GT', 'CH', now + window, member) == 1 then
+    local key, window = KEYS[i * 2 + j], tonumber(ARGV[i * 4 + 1 + j])
+    if redis.call('ZADD', key, 'XX', 'GT', 'CH', answered + window, member) == 1 then
       local ms = math.ceil(window / 1000)
       if redis.call('PTTL', key) < ms then
         redis.call('PEXPIRE', key, ms)
@@ -282,8 +282,8 @@ class RedisBudget:
         # Grants from all processes share one log; each member name must be unique among them.
         self._member_prefix = uuid.uuid4().hex
         self._members = count()
-        # Answers not yet told to Redis: all that came in meanwhile go in one call.
-        self._answers: list[tuple[str, str, str, int, int]] = []
+        # Answers not yet told to Redis, with when they came: all that came in meanwhile go in one call.
+        self._answers: list[tuple[tuple[str, str, str, int, int], float]] = []
         self._telling: asyncio.Task[None] | None = None
 
     async def acquire(self, chat_id: int, *, paid: bool = False) -> Wait:
@@ -307,7 +307,7 @@ class RedisBudget:
         handle = getattr(granted, "grant", None)
         if handle is None:
             return
-        self._answers.append(handle)
+        self._answers.append((handle, time.monotonic()))
         if self._telling is None:
             self._telling = asyncio.get_running_loop().create_task(self._tell(), name="send-budget-answers")
 
@@ -317,9 +317,10 @@ class RedisBudget:
                 batch, self._answers = self._answers, []
                 keys: list[str] = []
                 args: list[str | int] = []
-                for overall_key, chat_key, member, overall_window, chat_window in batch:
+                now = time.monotonic()
+                for (overall_key, chat_key, member, overall_window, chat_window), at in batch:
                     keys += (overall_key, chat_key)
-                    args += (member, overall_window, chat_window)
+                    args += (member, overall_window, chat_window, _micros(now - at))
                 try:
                     await self._answered(keys=keys, args=args)
                 except Exception as exc:  # noqa: BLE001 - those grants count from when they were given
