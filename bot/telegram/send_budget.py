@@ -54,8 +54,8 @@ class Limits:
     Tests shrink them to keep runs short.
 
     The bot-wide windows are Telegram's second and 1 %: a grant counts until a window after its
-    answer (lateness on the way is covered), and the 1 % covers the moments between an answer and
-    the budget hearing of it. A broadcast spends any margin as rate: 3 % (counted from the grant)
+    answer (lateness on the way is covered), and the 1 % is slack for the clocks involved (Redis's
+    and each sender's). A broadcast spends any margin as rate: 3 % (counted from the grant)
     held a win-back run to 0.94 of what Telegram allows, with a few 429s all the same
     (bench/winback.py). The per-chat windows keep their older margins, which cost a broadcast nothing.
     """
