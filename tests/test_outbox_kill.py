@@ -91,7 +91,7 @@ async def _kill_while_queued(emu: TelegramEmulator, clock: MovableClock, process
     clock.offset += 64
     if redis_url:
         redis = Redis.from_url(redis_url)
-        await redis.delete(f"ccb:budget:log:{group.id}")  # bot/telegram/send_budget.py's key for the group
+        await redis.delete(f"ccb:budget:until:{group.id}")  # bot/telegram/send_budget.py's key for the group
         await redis.aclose()
 
     second = await start_bot("second")
