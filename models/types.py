@@ -34,7 +34,7 @@ class UTCDateTime(TypeDecorator):
         # The text SQLAlchemy's SQLite DATETIME writes ("YYYY-MM-DD HH:MM:SS.ffffff"), in one step:
         # an activity flush binds tens of thousands of these, and the two steps took half its time.
         def process(value: datetime | None) -> str | None:
-            if value is None or value.tzinfo is None or not 1 <= value.year <= 9999:
+            if value is None or value.tzinfo is None:
                 return sqlite_text(value)
             return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
 

@@ -166,7 +166,7 @@ class ChatterSession(AiohttpSession):
     """The bots' HTTP session. A getUpdates answer is parsed update by update: one that aiogram
     cannot parse comes back as `Unparsable` instead of failing the whole answer (which polling would
     ask for again, forever), and while polling with the chatter lane on, chatter comes back as
-    `RawChatter`."""
+    `RawChatter`. Calls without files are sent as JSON (`build_form_data`)."""
 
     chatter_of: Callable[[Any], bool] | None = None
     # While polling: ids being handled or handled already, which come back until confirmed.

@@ -166,7 +166,7 @@ class MemoryBudget:
         if now - self._swept_at < longest:
             return
         self._swept_at = now
-        self._chats = {chat: log for chat, log in self._chats.items() if log.wait(1, now) > 0}
+        self._chats = {chat: log for chat, log in self._chats.items() if log.counting(now)}
         self._paused_until = {key: until for key, until in self._paused_until.items() if until > now}
 
 
@@ -190,15 +190,19 @@ class _Log:
             self.add(grant, until)
 
     def wait(self, count: int, now: float) -> float:
-        """Drop what stopped counting; the wait until one more grant fits (grants never exceed `count`)."""
+        """The wait until one more grant fits (grants never exceed `count`)."""
+        if self.counting(now) < count:
+            return 0.0
+        return self._heap[0][0] - now
+
+    def counting(self, now: float) -> int:
+        """How many grants still count, once those that stopped are dropped."""
         heap, live = self._heap, self._until
         while heap and (heap[0][0] <= now or live.get(heap[0][1]) != heap[0][0]):
             until, grant = heapq.heappop(heap)
             if live.get(grant) == until:
                 del live[grant]
-        if len(live) < count:
-            return 0.0
-        return heap[0][0] - now
+        return len(live)
 
 
 # KEYS: overall log (the free or the paid one), chat log, overall pause, chat pause.
